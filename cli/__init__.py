@@ -1,0 +1,1 @@
+"""The `tflow` command-line interface (typer). Only the CLI lives here."""

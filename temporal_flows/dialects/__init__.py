@@ -1,0 +1,1 @@
+"""One normalizer per source style of flow, each producing the same typed model."""

@@ -1,0 +1,113 @@
+"""Expressions: sandboxed, strict Jinja2 rendered inside the workflow, plus the static analysis
+validation needs (syntax, referenced task ids, unknown variables).
+
+Rendering is pure (no clock, no I/O), so it is safe in workflow code; `now()` is supplied by the
+workflow's own clock through the context.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+CONTEXT_ROOTS = frozenset(
+    {
+        "flow", "execution", "task", "taskrun", "parent", "parents", "inputs", "vars", "labels",
+        "input", "outputs", "tasks", "flows", "output", "results", "summary", "winner", "error",
+        "failed_tasks", "now",
+    }
+)
+"""Top-level names a template may use (SPEC §3.6)."""
+
+OUTPUT_ROOTS = ("outputs", "tasks")
+"""Names under which earlier tasks' outputs are addressed by task id."""
+
+_GO_STYLE_DOT = re.compile(r"(\{\{-?\s*)\.(?=[A-Za-z_])")
+
+
+class ExpressionError(Exception):
+    """A template that cannot be parsed or rendered; the message names the expression and why."""
+
+
+@lru_cache(maxsize=1)
+def environment() -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+    )
+
+
+def normalize(template: str) -> str:
+    """Accept Go-template style `{{ .output }}` as `{{ output }}` (the `parallel` spec's form)."""
+    return _GO_STYLE_DOT.sub(r"\1", template)
+
+
+def is_template(value: str) -> bool:
+    return "{{" in value or "{%" in value
+
+
+def render_string(template: str, context: dict[str, Any]) -> str:
+    """Render one template string; raise `ExpressionError` naming the expression and the reason."""
+    if not is_template(template):
+        return template
+    try:
+        return environment().from_string(normalize(template)).render(context)
+    except TemplateError as error:
+        raise ExpressionError(f"cannot render `{template.strip()}`: {error.message or error}") from None
+    except Exception as error:  # noqa: BLE001 - any error inside a template fails its task, never the worker
+        raise ExpressionError(f"cannot render `{template.strip()}`: {type(error).__name__}: {error}") from None
+
+
+def render(value: Any, context: dict[str, Any]) -> Any:
+    """Render every string inside `value` (recursing into lists and mappings)."""
+    if isinstance(value, str):
+        return render_string(value, context)
+    if isinstance(value, list):
+        return [render(item, context) for item in value]
+    if isinstance(value, dict):
+        return {key: render(item, context) for key, item in value.items()}
+    return value
+
+
+def template_strings(value: Any) -> list[str]:
+    """Every template string inside `value`."""
+    if isinstance(value, str):
+        return [value] if is_template(value) else []
+    if isinstance(value, list):
+        return [found for item in value for found in template_strings(item)]
+    if isinstance(value, dict):
+        return [found for item in value.values() for found in template_strings(item)]
+    return []
+
+
+def analyze(template: str) -> tuple[set[str], set[str]]:
+    """(task ids referenced through `outputs.<id>`/`tasks.<id>`, unknown top-level names).
+
+    Raises `ExpressionError` on a syntax error.
+    """
+    env = environment()
+    try:
+        tree = env.parse(normalize(template))
+    except TemplateSyntaxError as error:
+        raise ExpressionError(f"invalid expression `{template.strip()}`: {error.message}") from None
+    unknown = {
+        name for name in meta.find_undeclared_variables(tree)
+        if name not in CONTEXT_ROOTS and name not in env.globals
+    }
+    return _referenced_task_ids(tree), unknown
+
+
+def _referenced_task_ids(tree: nodes.Template) -> set[str]:
+    found: set[str] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        target = node.node
+        if not (isinstance(target, nodes.Name) and target.name in OUTPUT_ROOTS):
+            continue
+        if isinstance(node, nodes.Getattr):
+            found.add(node.attr)
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            found.add(node.arg.value)
+    return found

@@ -1,0 +1,205 @@
+"""Runs tasks inside the workflow: one generic `run_task` for every task, flowables through the
+scheduler, runnables as activities, pure tasks evaluated in place. Records everything in the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
+
+from temporal_flows.expressions import ExpressionError, render, render_string
+from temporal_flows.ledger import Ledger, State, TaskRun, timestamp
+from temporal_flows.model import Flow, Task, TaskKind
+from temporal_flows.runnables import RUNNABLES, RunIdentity, activity_options
+from temporal_flows.scheduler import ChildResult, Group, GroupResult, Strategy, run_group
+from temporal_flows.tasktypes import task_kind
+
+FALSY_CONDITIONS = ("", "false", "0", "-0", "none", "null")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a task runs: its enclosing task runs (nearest first) and their concurrency limit."""
+
+    parents: tuple[TaskRun, ...] = ()
+    limit: int = 0
+    value: Any = None
+    iteration: int | None = None
+
+
+def combine_limits(*limits: int | None) -> int:
+    """The tightest of several concurrency limits, where 0/None means unlimited."""
+    bounded = [limit for limit in limits if limit]
+    return min(bounded) if bounded else 0
+
+
+class Interpreter:
+    def __init__(self, flow: Flow, run_id: str, started: datetime, max_workers: int | None, ledger: Ledger):
+        self.flow = flow
+        self.run_id = run_id
+        self.started = started
+        self.max_workers = max_workers or 0
+        self.ledger = ledger
+        self.outputs: dict[str, dict[str, Any]] = {}
+        self.task_results: dict[str, dict[str, Any]] = {}
+        self._metrics: dict[str, list[dict[str, Any]]] = {}
+        """task run id → metrics its activity reported, until the task run closes."""
+
+    async def run_flow(self) -> GroupResult:
+        root = Group.chain(self.flow.tasks)
+        return await run_group(root, lambda task: self.run_task(task, Scope(limit=self.max_workers)))
+
+    # -- one task, whatever its kind --------------------------------------------------------
+
+    async def run_task(self, task: Task, scope: Scope) -> ChildResult:
+        if task.disabled:
+            return ChildResult(State.SKIPPED)
+        parent = scope.parents[0] if scope.parents else None
+        task_run = self.ledger.open(task.id, task.type, parent, scope.value, scope.iteration)
+        try:
+            if task.run_if is not None and not self._condition_holds(task, task_run, scope):
+                result = ChildResult(State.SKIPPED)
+            else:
+                result = await self._execute(task, task_run, scope)
+        except (asyncio.CancelledError, CancelledError):
+            result = ChildResult(State.CANCELLED, error={"type": "Cancelled", "message": "cancelled"})
+        except ExpressionError as error:
+            result = ChildResult(State.FAILED, error={"type": "ExpressionError", "message": str(error)})
+        result = self._apply_allowances(task, result)
+        outputs = result.output if isinstance(result.output, dict) and task_kind(task.type) is not TaskKind.FLOWABLE else {}
+        self.ledger.close(task_run, result.state, outputs=outputs, error=result.error, metrics=self._metrics.pop(task_run.id, None))
+        self._remember(task, result)
+        return result
+
+    async def _execute(self, task: Task, task_run: TaskRun, scope: Scope) -> ChildResult:
+        kind = task_kind(task.type)
+        if kind is TaskKind.FLOWABLE:
+            return await self._run_flowable(task, task_run, scope)
+        if kind is TaskKind.RUNNABLE:
+            return await self._run_activity(task, task_run, scope)
+        return self._evaluate(task, task_run, scope)
+
+    @staticmethod
+    def _apply_allowances(task: Task, result: ChildResult) -> ChildResult:
+        state = result.state
+        if state is State.FAILED and task.allow_failure:
+            state = State.WARNING
+        if state is State.WARNING and task.allow_warning:
+            state = State.SUCCESS
+        return ChildResult(state, result.output, result.error) if state is not result.state else result
+
+    def _remember(self, task: Task, result: ChildResult) -> None:
+        if task_kind(task.type) is not TaskKind.FLOWABLE and isinstance(result.output, dict):
+            self.outputs[task.id] = result.output
+        self.task_results[task.id] = {"output": result.output, "state": result.state.value, "error": result.error}
+
+    # -- flowables: the scheduler -----------------------------------------------------------
+
+    async def _run_flowable(self, task: Task, task_run: TaskRun, scope: Scope) -> ChildResult:
+        group = self._group_for(task, scope)
+        child_scope = Scope((task_run, *scope.parents), group.limit, scope.value, scope.iteration)
+        try:
+            outcome = await run_group(group, lambda child: self.run_task(child, child_scope))
+        except (asyncio.CancelledError, CancelledError):
+            return ChildResult(State.CANCELLED, error={"type": "Cancelled", "message": "cancelled"})
+        return ChildResult(outcome.state, outcome.output, outcome.error)
+
+    def _group_for(self, task: Task, scope: Scope) -> Group:
+        props = task.properties
+        if task.type == "parallel":
+            return Group(
+                task.tasks,
+                limit=combine_limits(props.get("concurrent"), scope.limit, self.max_workers),
+                strategy=props.get("strategy", Strategy.WAIT_ALL),
+                min_success=props.get("min_success", 1),
+                timeout_s=task.timeout_s,
+            )
+        if task.type == "sequential":
+            return Group.chain(task.tasks, timeout_s=task.timeout_s)
+        raise ApplicationError(f"no scheduler mapping for flowable type `{task.type}`", non_retryable=True)
+
+    # -- runnables: activities --------------------------------------------------------------
+
+    async def _run_activity(self, task: Task, task_run: TaskRun, scope: Scope) -> ChildResult:
+        runnable = RUNNABLES[task.type]
+        props = render(task.properties, self._context(task, task_run, scope))
+        call = runnable.build(task, props, RunIdentity(self.run_id, task_run.id))
+        summary = task.id if scope.value is None else f"{task.id} [{scope.value}]"
+        try:
+            result = await workflow.execute_activity(
+                call.activity, call.request, result_type=call.result_type, **activity_options(task, summary)
+            )
+        except ActivityError as error:
+            return self._activity_failure(task_run, runnable, error)
+        outcome = runnable.read(result)
+        self._metrics[task_run.id] = outcome.metrics
+        return ChildResult(State.SUCCESS, outcome.outputs)
+
+    def _activity_failure(self, task_run: TaskRun, runnable: Any, error: ActivityError) -> ChildResult:
+        cause = error.cause
+        if isinstance(cause, CancelledError):
+            return ChildResult(State.CANCELLED, error={"type": "Cancelled", "message": "cancelled"})
+        if isinstance(cause, ApplicationError):
+            outputs: dict[str, Any] = {}
+            if cause.details and isinstance(cause.details[0], dict):
+                outcome = runnable.read(cause.details[0])
+                outputs = outcome.outputs
+                self._metrics[task_run.id] = outcome.metrics
+            return ChildResult(State.FAILED, outputs, {"type": cause.type or "Error", "message": cause.message})
+        if isinstance(cause, TimeoutError):
+            return ChildResult(State.FAILED, error={"type": "Timeout", "message": str(cause)})
+        return ChildResult(State.FAILED, error={"type": type(cause).__name__, "message": str(cause or error)})
+
+    # -- pure tasks -------------------------------------------------------------------------
+
+    def _evaluate(self, task: Task, task_run: TaskRun, scope: Scope) -> ChildResult:
+        context = self._context(task, task_run, scope)
+        if task.type == "return":
+            return ChildResult(State.SUCCESS, {"value": render_string(task.properties.get("format", ""), context)})
+        if task.type == "log":
+            message = render(task.properties["message"], context)
+            workflow.logger.info("[%s] %s", task.id, message)
+            return ChildResult(State.SUCCESS, {})
+        raise ApplicationError(f"no evaluator for task type `{task.type}`", non_retryable=True)
+
+    # -- expressions ------------------------------------------------------------------------
+
+    def _condition_holds(self, task: Task, task_run: TaskRun, scope: Scope) -> bool:
+        rendered = render_string(str(task.run_if), self._context(task, task_run, scope))
+        return rendered.strip().lower() not in FALSY_CONDITIONS
+
+    def _context(self, task: Task, task_run: TaskRun, scope: Scope) -> dict[str, Any]:
+        now = workflow.now()
+        parents = [
+            {"taskrun": {"id": parent.id, "value": parent.value}, "task": {"id": parent.task_id}}
+            for parent in scope.parents
+        ]
+        return {
+            "flow": {"id": self.flow.id, "namespace": self.flow.namespace, "description": self.flow.description},
+            "execution": {
+                "id": self.run_id,
+                "startDate": timestamp(self.started),
+                "duration": (now - self.started).total_seconds(),
+            },
+            "task": {"id": task.id, "type": task.type},
+            "taskrun": {
+                "id": task_run.id,
+                "value": scope.value,
+                "iteration": scope.iteration,
+                "startDate": task_run.started_at,
+                "attemptsCount": task_run.attempts,
+            },
+            "parent": parents[0] if parents else None,
+            "parents": parents,
+            "inputs": {},
+            "vars": self.flow.variables,
+            "labels": self.flow.labels,
+            "outputs": self.outputs,
+            "tasks": self.task_results,
+            "now": lambda: timestamp(workflow.now()),
+        }

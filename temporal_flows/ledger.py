@@ -1,0 +1,123 @@
+"""The ledger of task runs (SPEC §6): Kestra's counting, states, and the run's final state.
+
+Workflow state: the interpreter writes it, the progress query, `tflow status` and `--json` read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, Callable
+
+
+class State(str, Enum):
+    CREATED = "CREATED"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    SUCCESS = "SUCCESS"
+    WARNING = "WARNING"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    SKIPPED = "SKIPPED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self not in (State.CREATED, State.RUNNING, State.PAUSED)
+
+    @property
+    def succeeded(self) -> bool:
+        """Did the task do its job? (A WARNING did; a SKIPPED task stands in nobody's way.)"""
+        return self in (State.SUCCESS, State.WARNING, State.SKIPPED)
+
+
+_SEVERITY = {State.SUCCESS: 0, State.SKIPPED: 0, State.WARNING: 1, State.FAILED: 2, State.CANCELLED: 3}
+
+
+def worst(states: list[State]) -> State:
+    """The run's rule: CANCELLED > FAILED > WARNING > SUCCESS (SKIPPED counts as SUCCESS)."""
+    result = State.SUCCESS
+    for state in states:
+        if _SEVERITY.get(state, 0) > _SEVERITY[result]:
+            result = state
+    return result
+
+
+def timestamp(moment: datetime) -> str:
+    """ISO-8601 in UTC with milliseconds and `Z`, as Kestra prints dates."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass
+class TaskRun:
+    id: str
+    task_id: str
+    type: str
+    parent_id: str | None = None
+    value: Any = None
+    iteration: int | None = None
+    state: State = State.CREATED
+    attempts: int = 0
+    started_at: str | None = None
+    ended_at: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "task_id": self.task_id,
+            "type": self.type,
+            "parent_id": self.parent_id,
+            "value": self.value,
+            "iteration": self.iteration,
+            "state": self.state.value,
+            "attempts": self.attempts,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "outputs": self.outputs,
+            "metrics": self.metrics,
+            "error": self.error,
+        }
+
+
+class Ledger:
+    """Task runs in creation order; opened when a task starts, closed with its final state."""
+
+    def __init__(self, now: Callable[[], datetime], new_id: Callable[[], str]):
+        self._now = now
+        self._new_id = new_id
+        self.task_runs: list[TaskRun] = []
+
+    def open(self, task_id: str, task_type: str, parent: TaskRun | None, value: Any = None, iteration: int | None = None) -> TaskRun:
+        task_run = TaskRun(
+            id=self._new_id(),
+            task_id=task_id,
+            type=task_type,
+            parent_id=parent.id if parent else None,
+            value=value,
+            iteration=iteration,
+            state=State.RUNNING,
+            attempts=1,
+            started_at=timestamp(self._now()),
+        )
+        self.task_runs.append(task_run)
+        return task_run
+
+    def close(
+        self,
+        task_run: TaskRun,
+        state: State,
+        outputs: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+        metrics: list[dict[str, Any]] | None = None,
+    ) -> None:
+        task_run.state = state
+        task_run.ended_at = timestamp(self._now())
+        task_run.outputs = outputs or {}
+        task_run.error = error
+        task_run.metrics = metrics or []
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return [task_run.to_dict() for task_run in self.task_runs]

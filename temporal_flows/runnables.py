@@ -1,0 +1,96 @@
+"""Runnable tasks → activity calls: which activity, with what request, and how its result reads.
+
+One entry per runnable type; the interpreter stays generic. Activity options (timeouts,
+heartbeats, retries, task queue, summary) are built here in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Callable
+
+from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityCancellationType
+
+from activities.api import COMMANDS_ACTIVITY, CommandsRequest, CommandsResult
+from temporal_flows.metadata import DEFAULT_TASK_TIMEOUT, HEARTBEAT_TIMEOUT
+from temporal_flows.model import Task
+
+RE_DISPATCH_POLICY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=0,
+)
+"""Temporal retries only what the task did not decide: a dead worker (heartbeat or start-to-close
+timeout). A task's own failure is raised non-retryable by the activity (SPEC §3.3, §7)."""
+
+
+@dataclass(frozen=True)
+class ActivityCall:
+    activity: str
+    request: Any
+    result_type: type
+
+
+@dataclass(frozen=True)
+class RunnableOutcome:
+    outputs: dict[str, Any]
+    metrics: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RunnableType:
+    build: Callable[[Task, dict[str, Any], "RunIdentity"], ActivityCall]
+    """(task, rendered properties, identity) → the activity call."""
+    read: Callable[[Any], RunnableOutcome]
+    """Activity result (or failure details, as a dict) → outputs and metrics."""
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    run_id: str
+    task_run_id: str
+
+
+def _commands_call(task: Task, props: dict[str, Any], identity: RunIdentity) -> ActivityCall:
+    request = CommandsRequest(
+        run_id=identity.run_id,
+        task_id=task.id,
+        task_run_id=identity.task_run_id,
+        commands=list(props["commands"]),
+        env=dict(props.get("env", {})),
+        interpreter=list(props.get("interpreter") or ["/bin/sh", "-c"]),
+        fail_fast=bool(props.get("fail_fast", True)),
+        timeout_s=task.timeout_s,
+    )
+    return ActivityCall(COMMANDS_ACTIVITY, request, CommandsResult)
+
+
+def _commands_outcome(result: CommandsResult | dict[str, Any]) -> RunnableOutcome:
+    data = result if isinstance(result, dict) else result.__dict__
+    outputs = {"exitCode": data.get("exit_code"), "vars": data.get("vars") or {}}
+    return RunnableOutcome(outputs, list(data.get("metrics") or []))
+
+
+RUNNABLES: dict[str, RunnableType] = {
+    "commands": RunnableType(_commands_call, _commands_outcome),
+}
+
+
+def activity_options(task: Task, summary: str) -> dict[str, Any]:
+    """Options for `workflow.execute_activity` of a runnable task."""
+    timeout = DEFAULT_TASK_TIMEOUT
+    if task.timeout_s is not None:
+        # The activity enforces the task's own timeout and fails non-retryably; this bound only
+        # catches a worker that hangs past it.
+        timeout = timedelta(seconds=task.timeout_s) + HEARTBEAT_TIMEOUT
+    return {
+        "task_queue": task.worker_group,
+        "start_to_close_timeout": timeout,
+        "heartbeat_timeout": HEARTBEAT_TIMEOUT,
+        "retry_policy": RE_DISPATCH_POLICY,
+        "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        "summary": summary,
+    }

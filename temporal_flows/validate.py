@@ -1,0 +1,58 @@
+"""Checks over a normalized flow: unique ids, expression syntax, references to tasks and names.
+
+Shape and type checks happen while normalizing (they need the YAML); these need the whole flow.
+"""
+
+from __future__ import annotations
+
+from temporal_flows.dialects.tasklist import did_you_mean
+from temporal_flows.expressions import ExpressionError, analyze, template_strings
+from temporal_flows.loader import LoadedFlow
+from temporal_flows.model import Location, Task
+from temporal_flows.problems import Problem
+
+
+def validate(loaded: LoadedFlow) -> list[Problem]:
+    flow = loaded.flow
+    problems: list[Problem] = []
+    tasks = flow.all_tasks()
+    first_seen: dict[str, Task] = {}
+    for task in tasks:
+        if task.id in first_seen:
+            line = first_seen[task.id].location.line if first_seen[task.id].location else "?"
+            problems.append(_at(task.location, flow.source_file, f"duplicate task id `{task.id}` (first defined at line {line})"))
+        else:
+            first_seen[task.id] = task
+    known_ids = sorted(first_seen)
+    for task in tasks:
+        problems.extend(_check_templates(task, loaded, known_ids))
+    return problems
+
+
+def _check_templates(task: Task, loaded: LoadedFlow, known_ids: list[str]) -> list[Problem]:
+    problems = []
+    fields = dict(task.properties)
+    if task.run_if is not None:
+        fields["run_if"] = task.run_if
+    for prop, value in fields.items():
+        location = loaded.source_map.locate(task.id, prop, task.location or Location(loaded.flow.source_file, 1, 1))
+        for template in template_strings(value):
+            try:
+                referenced, unknown = analyze(template)
+            except ExpressionError as error:
+                problems.append(_at(location, loaded.flow.source_file, f"task `{task.id}`, `{prop}`: {error}"))
+                continue
+            for task_id in sorted(referenced - set(known_ids)):
+                hint = did_you_mean(task_id, known_ids)
+                problems.append(_at(location, loaded.flow.source_file, f"task `{task.id}`, `{prop}`: unknown task `{task_id}` in `{template.strip()}`{hint}"))
+            if task.id in referenced:
+                problems.append(_at(location, loaded.flow.source_file, f"task `{task.id}`, `{prop}`: a task cannot use its own outputs"))
+            for name in sorted(unknown):
+                problems.append(_at(location, loaded.flow.source_file, f"task `{task.id}`, `{prop}`: unknown variable `{name}` in `{template.strip()}`"))
+    return problems
+
+
+def _at(location: Location | None, file: str, message: str) -> Problem:
+    if location is None:
+        return Problem(file, 1, 1, message)
+    return Problem(location.file, location.line, location.column, message)

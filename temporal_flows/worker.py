@@ -1,0 +1,51 @@
+"""Assembles a Temporal worker for flows: the interpreter workflow plus every activity.
+
+Third-party modules the workflow uses are passed through the sandbox deliberately: Jinja2 (pure
+template rendering) and MarkupSafe, plus `activities.api` (frozen dataclasses only).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from temporal_flows.metadata import CANCEL_GRACE
+from temporal_flows.workflow import FlowWorkflow
+
+SANDBOX_PASSTHROUGH = ("jinja2", "markupsafe", "activities.api")
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    restrictions = SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH)
+    return SandboxedWorkflowRunner(restrictions=restrictions)
+
+
+def all_activities() -> list[Any]:
+    from activities.commands import run_commands
+
+    return [run_commands]
+
+
+def create_worker(
+    client: Client,
+    task_queue: str,
+    *,
+    max_concurrent_activities: int | None = None,
+    activities: Sequence[Any] | None = None,
+    graceful_shutdown_s: float = 30.0,
+) -> Worker:
+    """A worker that runs flows (the workflow) and their tasks (the activities) on `task_queue`."""
+    from datetime import timedelta
+
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[FlowWorkflow],
+        activities=list(activities if activities is not None else all_activities()),
+        workflow_runner=workflow_runner(),
+        max_concurrent_activities=max_concurrent_activities,
+        graceful_shutdown_timeout=max(timedelta(seconds=graceful_shutdown_s), CANCEL_GRACE),
+    )
