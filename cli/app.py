@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import traceback
+
 import typer
 
 app = typer.Typer(
@@ -21,8 +25,27 @@ def _register_commands() -> None:
 
 
 def main() -> None:
+    """Run the app, then leave without interpreter teardown.
+
+    The Temporal SDK's native threads can abort CPython's finalization (sdk-python#300), which
+    would turn a clean exit into a crash; so flush and `os._exit` with the command's code.
+    """
     _register_commands()
-    app()
+    try:
+        app()
+        code = 0
+    except SystemExit as exit_request:
+        code = exit_request.code if isinstance(exit_request.code, int) else (0 if exit_request.code is None else 1)
+        if isinstance(exit_request.code, str):
+            sys.stderr.write(exit_request.code + "\n")
+    except Exception as error:  # noqa: BLE001 - a bug must still end with a message and a code
+        if os.environ.get("TFLOW_DEBUG"):
+            traceback.print_exc()
+        sys.stderr.write(f"tflow: internal error: {type(error).__name__}: {error} (set TFLOW_DEBUG=1 for a traceback)\n")
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,155 @@
+"""The shell `commands` runnable: one shell, `set -e`, Kestra's `::{json}::` output protocol.
+
+The process runs under :func:`activities.processes.run_supervised`, so it heartbeats, dies with a
+SIGKILLed worker, and is stopped as a whole process group when the activity is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Callable
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.api import COMMANDS_ACTIVITY, CommandsRequest, CommandsResult
+from activities.processes import ProcessOutcome, run_supervised
+from activities.protocol import ProtocolState
+
+HEARTBEAT_EVERY = 1.0
+"""Seconds between heartbeats; the SDK throttles what it actually sends to the server."""
+MESSAGE_LINES = 3
+MESSAGE_CHARS = 2000
+_LOG_LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO,
+               "WARN": logging.WARNING, "ERROR": logging.ERROR}
+
+
+def build_script(request: CommandsRequest) -> str:
+    """The commands as one shell script, `set -e` first when the task fails fast."""
+    return ("set -e\n" if request.fail_fast else "") + "\n".join(request.commands)
+
+
+def build_env(request: CommandsRequest) -> dict[str, str]:
+    """The worker's environment plus the task's `env` (values as strings)."""
+    env = dict(os.environ)
+    env.update({str(key): str(value) for key, value in request.env.items()})
+    return env
+
+
+def _on_stdout(state: ProtocolState) -> Callable[[str], bool]:
+    """Protocol lines feed the state (their logs are logged as they come); others are info logs."""
+
+    def handle(line: str) -> bool:
+        seen_logs, seen_ignored = len(state.logs), len(state.ignored)
+        if not state.feed(line):
+            activity.logger.info(line)
+            return False
+        for entry in state.logs[seen_logs:]:
+            activity.logger.log(_LOG_LEVELS.get(entry["level"], logging.INFO), entry["message"])
+        for problem in state.ignored[seen_ignored:]:
+            activity.logger.warning("Ignored part of an output line: %s", problem)
+        return True
+
+    return handle
+
+
+def _on_stderr(line: str) -> bool:
+    activity.logger.warning(line)
+    return False
+
+
+def _result(outcome: ProcessOutcome, state: ProtocolState) -> CommandsResult:
+    return CommandsResult(
+        exit_code=outcome.exit_code,
+        vars=state.vars,
+        metrics=state.metrics,
+        logs=state.logs,
+        stdout_tail=outcome.stdout_tail,
+        stderr_tail=outcome.stderr_tail,
+    )
+
+
+def failure_message(result: CommandsResult) -> str:
+    """`Command failed with exit code N: <last stderr lines, else last stdout line>`, for users."""
+    if result.exit_code < 0:
+        head = f"Command killed by signal {_signal_name(-result.exit_code)}"
+    else:
+        head = f"Command failed with exit code {result.exit_code}"
+    stderr = [line for line in result.stderr_tail.splitlines() if line.strip()]
+    stdout = [line for line in result.stdout_tail.splitlines() if line.strip()]
+    detail = "\n".join(stderr[-MESSAGE_LINES:]) if stderr else (stdout[-1] if stdout else "")
+    if len(detail) > MESSAGE_CHARS:
+        detail = "..." + detail[-MESSAGE_CHARS:]
+    return f"{head}: {detail}" if detail else head
+
+
+def _result_of_timeout(state: ProtocolState) -> dict:
+    """Failure details of a timed-out task: what its output protocol had reported so far."""
+    return dataclasses.asdict(CommandsResult(exit_code=-1, vars=state.vars, metrics=state.metrics, logs=state.logs))
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+async def _execute(request: CommandsRequest, workdir: str) -> CommandsResult:
+    """Run the script and turn its outcome into a result, or a non-retryable ApplicationError."""
+    state = ProtocolState()
+    supervised = run_supervised(
+        [*request.interpreter, build_script(request)],
+        cwd=workdir,
+        env=build_env(request),
+        on_stdout=_on_stdout(state),
+        on_stderr=_on_stderr,
+        heartbeat=activity.heartbeat,
+        heartbeat_every=HEARTBEAT_EVERY,
+    )
+    try:
+        # The task's own `timeout` is enforced here (the process group is killed on expiry), so it
+        # fails the task for good instead of looking like a dead worker to Temporal.
+        outcome = await asyncio.wait_for(supervised, timeout=request.timeout_s)
+    except asyncio.TimeoutError:  # before OSError: TimeoutError is an OSError since 3.11
+        raise ApplicationError(f"Task timed out after {request.timeout_s:g}s", _result_of_timeout(state),
+                               type="Timeout", non_retryable=True) from None
+    except OSError as exc:
+        raise ApplicationError(f"Cannot run the command: {exc}", type="CommandError",
+                               non_retryable=True) from exc
+    result = _result(outcome, state)
+    if result.exit_code != 0:
+        raise ApplicationError(failure_message(result), dataclasses.asdict(result),
+                               type="CommandFailed", non_retryable=True)
+    return result
+
+
+@activity.defn(name=COMMANDS_ACTIVITY)
+async def run_commands(request: CommandsRequest) -> CommandsResult:
+    """Run a `commands` task in its working directory (a fresh temporary one unless given)."""
+    if not request.interpreter:
+        raise ApplicationError("A commands task needs an interpreter", type="CommandError",
+                               non_retryable=True)
+    owned = request.working_directory is None
+    workdir = tempfile.mkdtemp(prefix="tflow-") if owned else _given_workdir(request.working_directory)
+    try:
+        return await _execute(request, workdir)
+    finally:
+        if owned:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _given_workdir(path: str) -> str:
+    """A working directory the flow names is created if missing and never removed."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ApplicationError(f"Cannot use working directory {path}: {exc}", type="CommandError",
+                               non_retryable=True) from exc
+    return path

@@ -1,0 +1,206 @@
+"""`tflow run`: validate a flow, start it, follow it with live progress (or JSON), print the result.
+
+With no address it brings its own Temporal: an embedded dev server (SQLite file under the user's
+data directory) and an in-process worker. With an address it only starts the run and waits;
+workers run elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from temporalio.client import Client, WorkflowHandle
+
+from cli.common import (
+    AddressOption,
+    Connection,
+    ExitCode,
+    NamespaceOption,
+    TaskQueueOption,
+    UiUrlOption,
+    exit_code_for,
+    fail,
+    run_async,
+)
+from cli.progress import ProgressPrinter, print_result
+from temporal_flows.devserver import DevServer, TemporalCliNotFound, default_db_filename, free_port, port_is_free
+from temporal_flows.loader import LoadedFlow, load_flow
+from temporal_flows.metadata import DEFAULT_ADDRESS, DEFAULT_UI_PORT
+from temporal_flows.problems import FlowError
+from temporal_flows.runs import TemporalUnreachable, connect, read_result, snapshot, start_run, ui_url, wait_result
+from temporal_flows.worker import create_worker
+
+POLL_SECONDS = 0.25
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+
+
+def run(
+    flow: Path = typer.Argument(..., help="The flow file (YAML)."),
+    input: List[str] = typer.Option([], "--input", help="An input as key=value (repeatable)."),
+    inputs_file: Optional[Path] = typer.Option(None, "--inputs-file", help="Inputs as a YAML/JSON mapping."),
+    max_workers: Optional[int] = typer.Option(None, "--max-workers", min=1, help="At most this many tasks at once in any group."),
+    run_id: Optional[str] = typer.Option(None, "--id", help="The run id (Temporal workflow id); default: <flow id>-<random>."),
+    detach: bool = typer.Option(False, "--detach", help="Start the run and return (needs --address)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object (SPEC §6)."),
+    address: Optional[str] = AddressOption,
+    namespace: str = NamespaceOption,
+    task_queue: str = TaskQueueOption,
+    ui_url_base: Optional[str] = UiUrlOption,
+) -> None:
+    """Validate FLOW, run it on Temporal, and follow it until it ends."""
+    loaded = _load(flow)
+    _check_inputs(loaded, input, inputs_file)
+    if detach and not address:
+        raise fail("--detach needs a Temporal server that outlives this command: pass --address or set TEMPORAL_ADDRESS", ExitCode.INVALID)
+    options = _RunOptions(loaded, run_id, max_workers, as_json, detach)
+    if address:
+        result = run_async(_run_on_cluster(Connection.of(address, namespace, task_queue, ui_url_base), options))
+    else:
+        result = run_async(_run_embedded(namespace, task_queue, options))
+    raise typer.Exit(result)
+
+
+class _RunOptions:
+    def __init__(self, loaded: LoadedFlow, run_id: Optional[str], max_workers: Optional[int], as_json: bool, detach: bool):
+        self.loaded = loaded
+        self.run_id = run_id
+        self.max_workers = max_workers
+        self.as_json = as_json
+        self.detach = detach
+
+
+def _load(flow: Path) -> LoadedFlow:
+    try:
+        return load_flow(flow)
+    except FlowError as error:
+        raise fail(str(error), ExitCode.INVALID) from None
+
+
+def _check_inputs(loaded: LoadedFlow, inputs: list[str], inputs_file: Optional[Path]) -> None:
+    for item in inputs:
+        if "=" not in item:
+            raise fail(f"--input {item!r}: expected key=value", ExitCode.INVALID)
+    names = [item.split("=", 1)[0] for item in inputs]
+    if names or inputs_file:
+        given = ", ".join(names) or str(inputs_file)
+        raise fail(f"{loaded.flow.source_file}: the flow declares no inputs, but inputs were given ({given})", ExitCode.INVALID)
+
+
+async def _run_on_cluster(connection: Connection, options: _RunOptions) -> int:
+    client = await connect(connection.address, connection.namespace)
+    return await _start_and_follow(client, connection, options, embedded=False)
+
+
+async def _run_embedded(namespace: str, task_queue: str, options: _RunOptions) -> int:
+    async with AsyncExitStack() as stack:
+        address, ui_base = await _embedded_server(stack, namespace, quiet=options.as_json)
+        connection = Connection(address, namespace, task_queue, ui_base)
+        client = await connect(address, namespace)
+        worker = create_worker(client, task_queue)
+        await stack.enter_async_context(worker)
+        return await _start_and_follow(client, connection, options, embedded=True)
+    raise AssertionError("unreachable")
+
+
+async def _embedded_server(stack: AsyncExitStack, namespace: str, quiet: bool) -> tuple[str, str]:
+    """A dev server already listening on the default port (e.g. `tflow server`), or a new one."""
+    default_port = int(DEFAULT_ADDRESS.rsplit(":", 1)[1])
+    if not port_is_free(default_port):
+        try:
+            await connect(DEFAULT_ADDRESS, namespace)
+        except TemporalUnreachable:
+            pass
+        else:
+            _note(f"Using the Temporal server already running at {DEFAULT_ADDRESS}", quiet)
+            return DEFAULT_ADDRESS, f"http://127.0.0.1:{DEFAULT_UI_PORT}"
+    try:
+        server = DevServer(
+            port=default_port if port_is_free(default_port) else free_port(),
+            ui_port=DEFAULT_UI_PORT if port_is_free(DEFAULT_UI_PORT) else free_port(),
+            db_filename=default_db_filename(),
+            namespace=namespace,
+        )
+    except TemporalCliNotFound as error:
+        raise fail(str(error), ExitCode.UNREACHABLE) from None
+    _note(f"Starting an embedded Temporal dev server ({server.db_filename})", quiet)
+    try:
+        await server.astart()
+    except (TemporalCliNotFound, RuntimeError) as error:
+        raise fail(str(error), ExitCode.UNREACHABLE) from None
+    stack.callback(server.stop)
+    return server.address, server.ui_url or f"http://127.0.0.1:{DEFAULT_UI_PORT}"
+
+
+def _note(message: str, quiet: bool) -> None:
+    typer.secho(message, err=quiet, fg=typer.colors.BRIGHT_BLACK)
+
+
+async def _start_and_follow(client: Client, connection: Connection, options: _RunOptions, *, embedded: bool) -> int:
+    warn = lambda message: typer.secho(f"warning: {message}", err=True, fg=typer.colors.YELLOW)  # noqa: E731
+    handle = await start_run(
+        client, options.loaded, task_queue=connection.task_queue, run_id=options.run_id,
+        max_workers=options.max_workers, warn=warn,
+    )
+    link = ui_url(connection.ui_base, connection.namespace, handle.id, handle.result_run_id)
+    if options.detach:
+        if options.as_json:
+            typer.echo(json.dumps({"run_id": handle.id, "state": "RUNNING", "ui_url": link}))
+        else:
+            typer.echo(f"Started run {handle.id}\nTemporal UI: {link}")
+        return ExitCode.OK
+    if not options.as_json:
+        typer.echo(f"Run {handle.id} started: {link}")
+    result = await _follow(handle, show_progress=not options.as_json, embedded=embedded)
+    result["ui_url"] = link
+    if options.as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        print_result(result)
+        if embedded:
+            typer.secho(
+                "The embedded server has stopped; run `tflow server` to browse this run's history at the link above.",
+                fg=typer.colors.BRIGHT_BLACK,
+            )
+    return exit_code_for(result.get("state", "FAILED"))
+
+
+async def _follow(handle: WorkflowHandle[Any, Any], *, show_progress: bool, embedded: bool) -> dict[str, Any]:
+    """Wait for the result while printing progress; Ctrl-C cancels an embedded run (its worker is
+    this process) and only stops following a run on a cluster."""
+    printer = ProgressPrinter() if show_progress else None
+    result_task = asyncio.create_task(wait_result(handle))
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, interrupted.set)
+    try:
+        while not result_task.done():
+            if interrupted.is_set():
+                if not embedded:
+                    typer.echo(f"\nStopped following; the run goes on. Cancel it with `tflow cancel {handle.id}`.", err=True)
+                    return {**await read_result(handle), "state": "RUNNING"}
+                typer.echo(f"\nCancelling run {handle.id} ...", err=True)
+                await handle.cancel()
+                interrupted.clear()
+            if printer is not None:
+                try:
+                    printer.update(await snapshot(handle))
+                except Exception:  # noqa: BLE001 - progress is best effort; the result is what counts
+                    pass
+            await asyncio.wait({result_task}, timeout=POLL_SECONDS)
+        result = result_task.result()
+        if printer is not None:
+            printer.update(result)
+        return result
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)

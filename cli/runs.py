@@ -1,0 +1,143 @@
+"""Inspecting and steering runs: `tflow status`, `tflow list`, `tflow cancel`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Optional
+
+import typer
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from cli.common import AddressOption, Connection, ExitCode, NamespaceOption, TaskQueueOption, UiUrlOption, fail, run_async
+from cli.progress import print_result
+from temporal_flows.metadata import WORKFLOW_TYPE, search_attribute_keys
+from temporal_flows.runs import connect, read_result, ui_url
+
+CANCEL_WAIT_SECONDS = 60.0
+
+
+def register(app: typer.Typer) -> None:
+    app.command("status")(status)
+    app.command("list")(list_runs)
+    app.command("cancel")(cancel)
+
+
+def status(
+    run_id: str = typer.Argument(..., help="The run id (Temporal workflow id)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the SPEC §6 object."),
+    address: Optional[str] = AddressOption,
+    namespace: str = NamespaceOption,
+    task_queue: str = TaskQueueOption,
+    ui_url_base: Optional[str] = UiUrlOption,
+) -> None:
+    """The ledger of a live or finished run."""
+    connection = Connection.of(address, namespace, task_queue, ui_url_base)
+    result = run_async(_status(connection, run_id))
+    _print(result, as_json)
+
+
+async def _status(connection: Connection, run_id: str) -> dict[str, Any]:
+    client = await connect(connection.address, connection.namespace)
+    handle = client.get_workflow_handle(run_id)
+    try:
+        result = await read_result(handle)
+    except RPCError as error:
+        raise _not_found(run_id, error) from None
+    result["ui_url"] = ui_url(connection.ui_base, connection.namespace, run_id)
+    return result
+
+
+def _not_found(run_id: str, error: RPCError) -> typer.Exit:
+    if error.status == RPCStatusCode.NOT_FOUND:
+        return fail(f"no run {run_id!r} in this namespace", ExitCode.INVALID)
+    return fail(f"cannot read run {run_id!r}: {error}", ExitCode.FAILED)
+
+
+def _print(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        print_result(result)
+
+
+def list_runs(
+    limit: int = typer.Option(20, "--limit", min=1, help="At most this many runs, newest first."),
+    flow_id: Optional[str] = typer.Option(None, "--flow", help="Only runs of this flow id."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
+    address: Optional[str] = AddressOption,
+    namespace: str = NamespaceOption,
+    task_queue: str = TaskQueueOption,
+) -> None:
+    """Recent runs of flows."""
+    rows = run_async(_list(Connection.of(address, namespace, task_queue), limit, flow_id))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo("No runs.")
+        return
+    typer.echo(f"{'RUN ID':<40} {'FLOW':<30} {'STATUS':<12} STARTED")
+    for row in rows:
+        typer.echo(f"{row['run_id']:<40} {row['flow']:<30} {row['status']:<12} {row['started_at']}")
+
+
+async def _list(connection: Connection, limit: int, flow_id: Optional[str]) -> list[dict[str, Any]]:
+    client = await connect(connection.address, connection.namespace)
+    flow_key, namespace_key = search_attribute_keys()
+    query = f"WorkflowType = '{WORKFLOW_TYPE}'"
+    if flow_id:
+        query += f" AND {flow_key.name} = '{flow_id}'"
+    rows = []
+    async for execution in client.list_workflows(query, limit=limit):
+        attributes = execution.typed_search_attributes
+        flow = f"{attributes.get(namespace_key) or '?'}.{attributes.get(flow_key) or '?'}"
+        rows.append({
+            "run_id": execution.id,
+            "flow": flow,
+            "status": execution.status.name if execution.status else "UNKNOWN",
+            "started_at": execution.start_time.isoformat(),
+            "ended_at": execution.close_time.isoformat() if execution.close_time else None,
+        })
+    return rows
+
+
+def cancel(
+    run_id: str = typer.Argument(..., help="The run id (Temporal workflow id)."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the run has stopped."),
+    as_json: bool = typer.Option(False, "--json", help="Print the final SPEC §6 object."),
+    address: Optional[str] = AddressOption,
+    namespace: str = NamespaceOption,
+    task_queue: str = TaskQueueOption,
+    ui_url_base: Optional[str] = UiUrlOption,
+) -> None:
+    """Cancel a run: running tasks are cancelled and their processes killed."""
+    connection = Connection.of(address, namespace, task_queue, ui_url_base)
+    result = run_async(_cancel(connection, run_id, wait))
+    if result is None:
+        typer.echo(f"Cancellation of {run_id} requested.")
+        return
+    _print(result, as_json)
+
+
+async def _cancel(connection: Connection, run_id: str, wait: bool) -> Optional[dict[str, Any]]:
+    client = await connect(connection.address, connection.namespace)
+    handle = client.get_workflow_handle(run_id)
+    try:
+        description = await handle.describe()
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            raise fail(f"run {run_id!r} has already ended ({description.status.name if description.status else '?'})", ExitCode.FAILED)
+        await handle.cancel()
+    except RPCError as error:
+        raise _not_found(run_id, error) from None
+    if not wait:
+        return None
+    deadline = asyncio.get_running_loop().time() + CANCEL_WAIT_SECONDS
+    while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        if asyncio.get_running_loop().time() > deadline:
+            raise fail(f"run {run_id!r} has not stopped after {CANCEL_WAIT_SECONDS:g}s (is a worker running?)", ExitCode.FAILED)
+        await asyncio.sleep(0.25)
+    result = await read_result(handle)
+    result["ui_url"] = ui_url(connection.ui_base, connection.namespace, run_id)
+    return result

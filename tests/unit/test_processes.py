@@ -1,0 +1,198 @@
+"""The supervised subprocess runner, with real processes: exit codes, streaming, group kills, and
+no survivors when the worker itself is SIGKILLed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from activities.processes import LineTail, run_supervised
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def gone(pid: int) -> bool:
+    """A pid that no longer exists, or is a zombie nobody reaped yet (it runs nothing)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def wait_gone(pids: list[int], timeout: float = 2.0) -> list[int]:
+    """The pids still alive after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [pid for pid in pids if not gone(pid)]
+        if not alive:
+            return []
+        time.sleep(0.02)
+    return [pid for pid in pids if not gone(pid)]
+
+
+async def read_pids(path: Path, timeout: float = 5.0) -> list[int]:
+    """Pids a script wrote (atomically, via mv) to `path`."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} was never written"
+        await asyncio.sleep(0.02)
+    return [int(word) for word in path.read_text().split()]
+
+
+def sh(script: str) -> list[str]:
+    return ["/bin/sh", "-c", script]
+
+
+async def test_exit_codes() -> None:
+    assert (await run_supervised(["true"])).exit_code == 0
+    assert (await run_supervised(sh("exit 3"))).exit_code == 3
+    assert (await run_supervised(sh("kill -TERM $$"))).exit_code == 128 + signal.SIGTERM
+
+
+async def test_lines_are_streamed_in_order_per_stream() -> None:
+    out: list[str] = []
+    err: list[str] = []
+    outcome = await run_supervised(
+        sh("echo one; echo oops >&2; printf 'two\\r\\nthree'; echo again >&2"),
+        on_stdout=out.append, on_stderr=err.append)
+    assert out == ["one", "two", "three"]
+    assert err == ["oops", "again"]
+    assert outcome.stdout_tail == "one\ntwo\nthree"
+    assert outcome.stderr_tail == "oops\nagain"
+
+
+async def test_consumed_lines_stay_out_of_the_tail_and_tails_are_bounded() -> None:
+    outcome = await run_supervised(sh("i=0; while [ $i -lt 120 ]; do echo line$i; echo ::$i; i=$((i+1)); done"),
+                                   on_stdout=lambda line: line.startswith("::"))
+    lines = outcome.stdout_tail.splitlines()
+    assert lines == [f"line{i}" for i in range(70, 120)]
+
+
+def test_line_tail_bounds_characters() -> None:
+    tail = LineTail(max_lines=10, max_chars=20)
+    for word in ["aaaaaaaaaa", "bbbbbbbbbb", "cccccccccc"]:
+        tail.add(word)
+    assert tail.text() == "cccccccccc"
+    tail.add("x" * 50)
+    assert tail.text() == "x" * 20
+
+
+async def test_env_cwd_and_heartbeats(tmp_path: Path) -> None:
+    beats: list[float] = []
+    out: list[str] = []
+    outcome = await run_supervised(sh('echo "$GREETING"; pwd; sleep 0.3'), cwd=str(tmp_path),
+                                   env={**os.environ, "GREETING": "hi"}, on_stdout=out.append,
+                                   heartbeat=lambda: beats.append(time.monotonic()), heartbeat_every=0.05)
+    assert outcome.exit_code == 0
+    assert out == ["hi", str(tmp_path)]
+    assert len(beats) >= 4
+
+
+async def test_runs_in_its_own_process_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    await run_supervised(sh(f'echo "$PPID $$ $(cut -d" " -f5 /proc/$$/stat)" > {pidfile}'))
+    supervisor, _shell, pgid = (int(w) for w in pidfile.read_text().split())
+    assert pgid == supervisor != os.getpgid(0)
+
+
+async def test_missing_program_is_an_oserror(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        await run_supervised(["no-such-program-tflow"])
+    with pytest.raises(FileNotFoundError):
+        await run_supervised(["/bin/sh", "-c", "true"], cwd=str(tmp_path / "missing"))
+
+
+async def test_callback_errors_surface_after_the_process_ends() -> None:
+    def boom(line: str) -> None:
+        raise RuntimeError(f"bad line {line}")
+
+    with pytest.raises(RuntimeError, match="bad line x"):
+        await run_supervised(sh("echo x; echo y"), on_stdout=boom)
+
+
+async def test_leftover_background_jobs_are_killed_when_the_command_exits(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    started = time.monotonic()
+    outcome = await run_supervised(sh(f"sleep 30 & echo $! > {pidfile}; echo done"))
+    assert outcome.exit_code == 0
+    assert time.monotonic() - started < 2
+    assert wait_gone([int(pidfile.read_text())]) == []
+
+
+async def test_cancel_kills_the_whole_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    script = f'sleep 30 & echo "$PPID $$ $!" > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; sleep 30'
+    task = asyncio.create_task(run_supervised(sh(script), grace=3))
+    pids = await read_pids(pidfile)
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - started < 2, "SIGTERM alone should have stopped sh and sleep"
+    assert wait_gone(pids) == []
+
+
+async def test_cancel_gives_the_command_its_grace(tmp_path: Path) -> None:
+    pidfile, cleaned = tmp_path / "pids", tmp_path / "cleaned"
+    script = (f"trap 'sleep 0.3; echo bye > {cleaned}; exit 1' TERM; "
+              f'echo "$$" > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; sleep 30 & wait')
+    task = asyncio.create_task(run_supervised(sh(script), grace=5))
+    pids = await read_pids(pidfile)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned.read_text() == "bye\n"
+    assert wait_gone(pids) == []
+
+
+async def test_cancel_kills_after_grace_when_sigterm_is_ignored(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    script = f"trap '' TERM; sh -c 'echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; exec sleep 30'"
+    task = asyncio.create_task(run_supervised(sh(script), grace=0.5))
+    pids = await read_pids(pidfile)
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert 0.4 < time.monotonic() - started < 3
+    assert wait_gone(pids) == []
+
+
+PARENT = textwrap.dedent("""\
+    import asyncio, sys
+    from activities.processes import run_supervised
+    pidfile = sys.argv[1]
+    script = f'sleep 60 & echo "$PPID $$ $!" > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; sleep 60'
+    asyncio.run(run_supervised(["/bin/sh", "-c", script]))
+""")
+
+
+def test_nothing_survives_a_sigkilled_worker(tmp_path: Path) -> None:
+    """PDEATHSIG reaches the supervisor only; its HUP trap must take the grandchildren along."""
+    pidfile = tmp_path / "pids"
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(pidfile)], cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 10
+        while not pidfile.exists():
+            assert parent.poll() is None, "the parent process died early"
+            assert time.monotonic() < deadline, "the task never started"
+            time.sleep(0.02)
+        supervisor, shell, sleeper = (int(w) for w in pidfile.read_text().split())
+        assert not gone(sleeper)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        assert wait_gone([supervisor, shell, sleeper]) == []
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
