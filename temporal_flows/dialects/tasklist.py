@@ -127,8 +127,12 @@ class _Normalizer:
         if task_id is None or task_type is None:
             return None
         task = Task(id=task_id, type=task_type.name, location=node.location)
+        given = set()
         for key, value in node.items():
-            self._property(task, task_type, node, key, value)
+            given.add(self._property(task, task_type, node, key, value))
+        for name, spec in task_type.properties.items():
+            if spec.required and name not in given:
+                self.problem(node.location, f"task `{task_id}` ({task_type.name}) is missing `{name}`")
         self._defaults(task, node, task_type)
         return task
 
@@ -148,7 +152,8 @@ class _Normalizer:
             return None
         return task_type
 
-    def _property(self, task: Task, task_type: TaskType, node: YMap, key: str, value: Any) -> None:
+    def _property(self, task: Task, task_type: TaskType, node: YMap, key: str, value: Any) -> str | None:
+        """Check and assign one property; returns its canonical name when it is a known one."""
         name = snake_case(key)
         spec, canonical = _lookup(task_type, name)
         location = node.key_location(key)
@@ -159,13 +164,13 @@ class _Normalizer:
             else:
                 candidates = [*COMMON_PROPERTIES, *task_type.properties]
                 self.problem(location, f"unknown property `{key}` for a `{task_type.name}` task{did_you_mean(name, candidates)}")
-            return
+            return None
         if name in ("id", "type"):
-            return
+            return canonical
         checked = self._check(spec, key, value, node.value_location(key))
-        if checked is _INVALID:
-            return
-        self._assign(task, canonical, checked, node, key)
+        if checked is not _INVALID:
+            self._assign(task, canonical, checked, node, key)
+        return canonical
 
     def _assign(self, task: Task, name: str, value: Any, node: YMap, key: str) -> None:
         if name == "tasks":
@@ -205,9 +210,10 @@ class _Normalizer:
             self.problem(location, f"unknown task runner properties {extra}")
 
     def _check(self, spec: PropertySpec, key: str, value: Any, location: Location) -> Any:
-        expected = _EXPECTED[spec.kind]
         if spec.kind == "choice":
             expected = "one of " + ", ".join(f"`{choice}`" for choice in spec.choices)
+        else:
+            expected = _EXPECTED[spec.kind]
         ok = _CHECKS[spec.kind](value, spec)
         if not ok:
             shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__

@@ -1,0 +1,422 @@
+"""Find, obtain and run the Temporal dev server (`temporal server start-dev`): the one place that does.
+
+`tflow server`, `tflow run` without an address, the tests and the Makefile all go through here, so the
+flags, the search attributes and the readiness rule are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, GetWorkflowExecutionHistoryRequest
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.processes import die_with_parent
+from temporal_flows.metadata import DEFAULT_NAMESPACE, DEFAULT_UI_PORT, SEARCH_ATTRIBUTES
+
+CLI_VERSION = "v1.5.1"
+"""Newest CLI release that `go install` can build (v1.6+ carry a replace directive)."""
+CLI_MODULE = "github.com/temporalio/cli/cmd/temporal"
+EXE = "temporal.exe" if os.name == "nt" else "temporal"
+SDK_DOWNLOAD_TIMEOUT = 30.0
+
+HOW_TO_INSTALL = (
+    "The Temporal CLI (`temporal`) was not found. Do one of:\n"
+    "  - install it (https://docs.temporal.io/cli#install, e.g. `brew install temporal` or\n"
+    "    `curl -sSf https://temporal.download/cli.sh | sh`) and put it on PATH;\n"
+    "  - set TEMPORAL_CLI=/path/to/temporal;\n"
+    f"  - install Go so tflow can build it once (`go install {CLI_MODULE}@{CLI_VERSION}`);\n"
+    "  - or set TEMPORAL_ADDRESS=host:port to use an existing Temporal server instead."
+)
+
+
+class TemporalCliNotFound(RuntimeError):
+    """No `temporal` executable could be found or obtained; the message says how to get one."""
+
+
+class DevServerError(RuntimeError):
+    """The dev server could not be started or did not become ready; carries its log tail."""
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def default_data_dir() -> Path:
+    """Where tflow keeps state: `$TFLOW_HOME`, else `$XDG_DATA_HOME/temporal-flows`, else ~/.local/share."""
+    if home := os.environ.get("TFLOW_HOME"):
+        return Path(home).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "temporal-flows"
+
+
+def default_db_filename() -> Path:
+    """The dev server's SQLite file, so runs survive server restarts (SPEC §7)."""
+    return default_data_dir() / "temporal.db"
+
+
+def project_root() -> Path | None:
+    """The checkout holding pyproject.toml above this package; None for a non-editable install."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def tools_dir() -> Path:
+    """Where an obtained CLI is put: `$TFLOW_TOOLS_DIR`, the checkout's .tools/bin, or the data dir."""
+    if override := os.environ.get("TFLOW_TOOLS_DIR"):
+        return Path(override).expanduser()
+    root = project_root()
+    return root / ".tools" / "bin" if root else default_data_dir() / "bin"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (the OS picks it; racy, but fine for local servers)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when `host:port` can be bound, i.e. no other server (Temporal or not) holds it."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if os.name != "nt":  # like Go servers do, so TIME_WAIT leftovers don't count as "in use"
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def find_temporal_cli(*, obtain: bool = True, log: Callable[[str], None] = _stderr) -> Path:
+    """Path of the `temporal` CLI: $TEMPORAL_CLI, PATH, tools dirs; else download or build it once."""
+    if configured := os.environ.get("TEMPORAL_CLI"):
+        path = Path(configured).expanduser()
+        if not path.is_file():
+            raise TemporalCliNotFound(
+                f"TEMPORAL_CLI is set to {configured!r}, but there is no file there. "
+                "Point TEMPORAL_CLI at a `temporal` executable, or unset it to let tflow find one."
+            )
+        return path
+    if on_path := shutil.which(EXE):
+        return Path(on_path)
+    dest = tools_dir()
+    for candidate in (dest / EXE, Path.cwd() / ".tools" / "bin" / EXE):
+        if _executable(candidate):
+            return candidate
+    if obtain:
+        dest.mkdir(parents=True, exist_ok=True)
+        with _obtain_lock(dest):
+            if _executable(dest / EXE):  # another process obtained it while we waited
+                return dest / EXE
+            got = _download_with_sdk(dest) or _build_with_go(dest, log)
+            if got:
+                return got
+    raise TemporalCliNotFound(HOW_TO_INSTALL)
+
+
+@contextlib.contextmanager
+def _obtain_lock(dest: Path) -> Iterator[None]:
+    """Serialize downloads/builds so two tflow processes don't build the CLI twice."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(dest / ".obtain.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_SDK_DOWNLOAD = """
+import asyncio, sys
+from temporalio.testing import WorkflowEnvironment
+async def main():
+    env = await WorkflowEnvironment.start_local(download_dest_dir=sys.argv[1], dev_server_log_level="error")
+    await env.shutdown()
+asyncio.run(main())
+"""
+
+
+def _download_with_sdk(dest: Path) -> Path | None:
+    """Let temporalio download its CLI build; in a child process so a hang or crash can't hurt us."""
+    staging = Path(tempfile.mkdtemp(prefix=".sdk-download-", dir=dest))
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _SDK_DOWNLOAD, str(staging)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        try:
+            proc.wait(timeout=SDK_DOWNLOAD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return None
+        found = sorted((p for p in staging.rglob("temporal*") if _executable(p)), key=lambda p: p.stat().st_mtime)
+        if proc.returncode != 0 or not found:
+            return None
+        os.replace(found[-1], dest / EXE)
+        return dest / EXE
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _build_with_go(dest: Path, log: Callable[[str], None]) -> Path | None:
+    """`go install` the CLI into `dest`; None when Go is absent, an error with Go's output if it fails."""
+    go = shutil.which("go")
+    if not go:
+        return None
+    log(f"Building the Temporal CLI {CLI_VERSION} with Go into {dest} (only once; takes a few minutes)...")
+    proc = subprocess.run(
+        [go, "install", f"{CLI_MODULE}@{CLI_VERSION}"],
+        env={**os.environ, "GOBIN": str(dest)}, cwd=dest,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
+    )
+    if proc.returncode != 0 or not _executable(dest / EXE):
+        tail = "\n".join(proc.stdout.splitlines()[-30:])
+        raise TemporalCliNotFound(f"Building the Temporal CLI with Go failed (exit {proc.returncode}):\n{tail}\n\n{HOW_TO_INSTALL}")
+    log(f"Built {dest / EXE}")
+    return dest / EXE
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Add missing SEARCH_ATTRIBUTES: start-dev's --search-attribute is ignored for an existing db file."""
+    listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
+    missing = {
+        name: IndexedValueType.Value("INDEXED_VALUE_TYPE_" + re.sub(r"(?<=[a-z])(?=[A-Z])", "_", kind).upper())
+        for name, kind in SEARCH_ATTRIBUTES.items() if name not in listed.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing))
+
+
+def _tail(path: Path | None, lines: int = 40) -> str:
+    if path is None or not path.is_file():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass(kw_only=True)
+class DevServer:
+    """One `temporal server start-dev` child process; use as a (sync or async) context manager.
+
+    Port 0 means "pick a free one". `db_filename=None` keeps state in memory only.
+    """
+
+    port: int = 7233
+    ui_port: int = DEFAULT_UI_PORT
+    db_filename: Path | None = field(default_factory=default_db_filename)
+    ip: str = "127.0.0.1"
+    namespace: str = DEFAULT_NAMESPACE
+    cli: Path | None = None
+    log_file: Path | None = None
+    headless: bool = False
+    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _log_path: Path | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.port = self.port or free_port(self.ip)
+        self.ui_port = self.ui_port or free_port(self.ip)
+
+    @property
+    def _host(self) -> str:
+        """The address clients dial: a wildcard bind is reached through loopback."""
+        return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.ip, self.ip)
+
+    @property
+    def address(self) -> str:
+        return f"[{self._host}]:{self.port}" if ":" in self._host else f"{self._host}:{self.port}"
+
+    @property
+    def ui_url(self) -> str | None:
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return None if self.headless else f"http://{host}:{self.ui_port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def command(self) -> list[str]:
+        """The full argv; search attributes and the version-check switch-off are always included."""
+        if self.cli is None:
+            self.cli = find_temporal_cli()
+        cmd = [str(self.cli), "server", "start-dev", "--ip", self.ip, "--port", str(self.port)]
+        cmd += ["--headless"] if self.headless else ["--ui-port", str(self.ui_port)]
+        if self.db_filename is not None:
+            cmd += ["--db-filename", str(self.db_filename)]
+        if self.namespace != "default":  # "default" is always created; naming it twice is redundant
+            cmd += ["--namespace", self.namespace]
+        cmd += ["--log-level", "warn", "--dynamic-config-value", "frontend.enableServerVersionCheck=false"]
+        for name, kind in SEARCH_ATTRIBUTES.items():
+            cmd += ["--search-attribute", f"{name}={kind}"]
+        return cmd
+
+    def _spawn(self) -> None:
+        """Start the child in its own process group; it gets SIGKILL if the spawning thread dies."""
+        if self.running:
+            raise DevServerError(f"the dev server is already running (pid {self.pid})")
+        ports = [self.port] if self.headless else [self.port, self.ui_port]
+        for port in ports:
+            if not port_is_free(port, self.ip):
+                raise DevServerError(
+                    f"Port {port} on {self.ip} is already in use — is a Temporal server already running? "
+                    "Use it via TEMPORAL_ADDRESS, stop it, or choose other ports (--port/--ui-port)."
+                )
+        cmd = self.command()
+        if self.db_filename is not None:
+            Path(self.db_filename).parent.mkdir(parents=True, exist_ok=True)
+        if self.log_file is not None:
+            self._log_path = Path(self.log_file)
+            self._log_path.parent.mkdir(parents=True, exist_ok=True)
+        else:  # a private log, so a failed start can still say why
+            fd, name = tempfile.mkstemp(prefix="temporal-devserver-", suffix=".log")
+            os.close(fd)
+            self._log_path = Path(name)
+        with open(self._log_path, "ab") as out:
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True, preexec_fn=die_with_parent,
+            )
+
+    def start(self, timeout: float = 60.0) -> DevServer:
+        """Spawn the server and block until it serves the namespace (works inside a running loop)."""
+        self._spawn()
+        try:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                asyncio.run(self._wait_ready(timeout))
+            else:  # called from async code: probe on a helper thread with its own loop
+                with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                    pool.submit(asyncio.run, self._wait_ready(timeout)).result()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    async def astart(self, timeout: float = 60.0) -> DevServer:
+        """Async `start()`: spawn, then await readiness without blocking the event loop."""
+        self._spawn()
+        try:
+            await self._wait_ready(timeout)
+        except BaseException:
+            await asyncio.to_thread(self.stop)
+            raise
+        return self
+
+    async def _wait_ready(self, timeout: float) -> None:
+        """Ready = frontend answers DescribeNamespace and the history service answers a lookup.
+
+        The gRPC port opens ~0.5 s before the CLI prints "Server:", so a TCP probe alone is not enough.
+        """
+        deadline = time.monotonic() + timeout
+        last_error: BaseException | None = None
+        rpc_timeout = timedelta(seconds=5)
+        while True:
+            if self._proc is None or self._proc.poll() is not None:
+                code = None if self._proc is None else self._proc.returncode
+                raise DevServerError(f"The Temporal dev server exited (code {code}) while starting:\n{_tail(self._log_path)}")
+            try:
+                with socket.create_connection((self._host, self.port), timeout=0.5):
+                    pass
+                client = await asyncio.wait_for(Client.connect(self.address, namespace=self.namespace), 5)
+                await client.workflow_service.describe_namespace(
+                    DescribeNamespaceRequest(namespace=self.namespace), timeout=rpc_timeout)
+                try:
+                    await client.workflow_service.get_workflow_execution_history(GetWorkflowExecutionHistoryRequest(
+                        namespace=self.namespace, execution=WorkflowExecution(workflow_id=f"tflow-probe-{uuid.uuid4()}"),
+                    ), timeout=rpc_timeout)
+                except RPCError as err:
+                    if err.status != RPCStatusCode.NOT_FOUND:
+                        raise
+                await ensure_search_attributes(client, self.namespace)
+                return
+            except (OSError, RuntimeError, RPCError, asyncio.TimeoutError) as err:
+                last_error = err
+            if time.monotonic() > deadline:
+                self_desc = f"{self.address} (pid {self.pid})"
+                raise DevServerError(
+                    f"The Temporal dev server at {self_desc} was not ready after {timeout:.0f}s "
+                    f"(last error: {last_error}). Its log:\n{_tail(self._log_path)}")
+            await asyncio.sleep(0.1)
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM the process group, then SIGKILL after `timeout`; returns the exit code."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self.log_file is None and self._log_path is not None:
+            self._log_path.unlink(missing_ok=True)
+        return proc.returncode
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines the server wrote (empty once a private log was removed by stop())."""
+        return _tail(self._log_path, lines)
+
+    def __enter__(self) -> DevServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> DevServer:
+        return await self.astart()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self.stop)
+
+
+def main() -> int:
+    """`python -m temporal_flows.devserver`: print the CLI's path, obtaining it first if needed."""
+    try:
+        print(find_temporal_cli())
+    except TemporalCliNotFound as err:
+        _stderr(str(err))
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Helpers the tests share: writing flows, running them on the session server, reading results."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+
+from temporal_flows.loader import load_flow
+from temporal_flows.runs import start_run, wait_result
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def write_flow(folder: Path, text: str, name: str = "flow.yaml") -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+async def run_flow(client: Client, path: Path, task_queue: str, **options: Any) -> dict[str, Any]:
+    handle = await start_run(client, load_flow(path), task_queue=task_queue, **options)
+    return await wait_result(handle)
+
+
+def task_run(result: dict[str, Any], task_id: str) -> dict[str, Any]:
+    matches = [run for run in result["task_runs"] if run["task_id"] == task_id]
+    assert len(matches) == 1, f"expected one task run of {task_id}, got {len(matches)}"
+    return matches[0]
+
+
+def duration(task_run: dict[str, Any]) -> float:
+    parse = lambda text: datetime.fromisoformat(text.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(task_run["ended_at"]) - parse(task_run["started_at"])).total_seconds()
+
+
+def pid_alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TEMPORAL_")}
+    env.update(extra)
+    return env
+
+
+def tflow(*args: str) -> list[str]:
+    return [PYTHON, "-m", "cli.app", *args]
