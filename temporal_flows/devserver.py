@@ -54,8 +54,16 @@ class TemporalCliNotFound(RuntimeError):
     """No `temporal` executable could be found or obtained; the message says how to get one."""
 
 
+START_ATTEMPTS = 3
+"""The dev server picks some internal ports itself; a start that loses such a race is retried."""
+
+
 class DevServerError(RuntimeError):
     """The dev server could not be started or did not become ready; carries its log tail."""
+
+
+class DevServerExited(DevServerError):
+    """The dev server process ended while starting (e.g. it lost a race for an internal port)."""
 
 
 def _stderr(message: str) -> None:
@@ -220,9 +228,13 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
 
 
 def _tail(path: Path | None, lines: int = 40) -> str:
+    """The log's error lines (a Go panic's stack would hide them) and its last lines."""
     if path is None or not path.is_file():
         return ""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    text = path.read_text(errors="replace").splitlines()
+    errors = [line for line in text if "level=ERROR" in line or line.startswith(("panic:", "Error:"))]
+    stack_free = [line for line in text if not line.startswith(("\t", "go.", "github.com/", "main.", "goroutine"))]
+    return "\n".join([*errors[:10], *[line for line in stack_free[-lines:] if line not in errors]])
 
 
 @dataclass(kw_only=True)
@@ -313,28 +325,40 @@ class DevServer:
 
     def start(self, timeout: float = 60.0) -> DevServer:
         """Spawn the server and block until it serves the namespace (works inside a running loop)."""
-        self._spawn()
-        try:
+        for attempt in range(1, START_ATTEMPTS + 1):
+            self._spawn()
             try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                asyncio.run(self._wait_ready(timeout))
-            else:  # called from async code: probe on a helper thread with its own loop
-                with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                    pool.submit(asyncio.run, self._wait_ready(timeout)).result()
-        except BaseException:
-            self.stop()
-            raise
+                try:
+                    asyncio.get_running_loop()
+                except RuntimeError:
+                    asyncio.run(self._wait_ready(timeout))
+                else:  # called from async code: probe on a helper thread with its own loop
+                    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                        pool.submit(asyncio.run, self._wait_ready(timeout)).result()
+                return self
+            except DevServerExited:
+                self.stop()
+                if attempt == START_ATTEMPTS:
+                    raise
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     async def astart(self, timeout: float = 60.0) -> DevServer:
         """Async `start()`: spawn, then await readiness without blocking the event loop."""
-        self._spawn()
-        try:
-            await self._wait_ready(timeout)
-        except BaseException:
-            await asyncio.to_thread(self.stop)
-            raise
+        for attempt in range(1, START_ATTEMPTS + 1):
+            self._spawn()
+            try:
+                await self._wait_ready(timeout)
+                return self
+            except DevServerExited:
+                await asyncio.to_thread(self.stop)
+                if attempt == START_ATTEMPTS:
+                    raise
+            except BaseException:
+                await asyncio.to_thread(self.stop)
+                raise
         return self
 
     async def _wait_ready(self, timeout: float) -> None:
@@ -348,7 +372,7 @@ class DevServer:
         while True:
             if self._proc is None or self._proc.poll() is not None:
                 code = None if self._proc is None else self._proc.returncode
-                raise DevServerError(f"The Temporal dev server exited (code {code}) while starting:\n{_tail(self._log_path)}")
+                raise DevServerExited(f"The Temporal dev server exited (code {code}) while starting:\n{_tail(self._log_path)}")
             try:
                 with socket.create_connection((self._host, self.port), timeout=0.5):
                     pass

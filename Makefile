@@ -1,0 +1,35 @@
+# The two set-up commands of the README: `make run FLOW=...` and `make test`.
+# Both create the virtualenv and obtain the Temporal CLI (found, downloaded, or built with Go) first.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FLOW ?= examples/parallel.yaml
+
+.PHONY: install temporal run test record-histories clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+# The Temporal dev server binary, unless runs go to an existing server.
+temporal: install
+	@if [ -z "$$TEMPORAL_ADDRESS" ] || [ "$(MAKECMDGOALS)" = "test" ]; then \
+		$(BIN)/python -m temporal_flows.devserver > /dev/null; fi
+
+run: temporal
+	$(BIN)/tflow run $(FLOW)
+
+test: temporal
+	$(BIN)/python -m pytest
+
+# Re-record the workflow histories the replay tests check (after an intended interpreter change).
+record-histories: temporal
+	$(BIN)/python -m tests.histories.record
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

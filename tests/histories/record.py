@@ -1,0 +1,53 @@
+"""Record workflow histories for the replay tests: `make record-histories`.
+
+Each flow under `tests/histories/flows/` runs on a fresh dev server; its history is saved as JSON
+beside it. Replaying these with the current interpreter proves runs in flight survive a change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from pathlib import Path
+
+from temporalio.client import Client
+
+from temporal_flows.devserver import DevServer
+from temporal_flows.loader import load_flow
+from temporal_flows.runs import start_run, wait_result
+from temporal_flows.worker import create_worker
+
+HERE = Path(__file__).resolve().parent
+FLOWS = HERE / "flows"
+TASK_QUEUE = "record-histories"
+
+
+async def record(flow_file: Path, client: Client) -> Path:
+    loaded = load_flow(flow_file)
+    handle = await start_run(client, loaded, task_queue=TASK_QUEUE, run_id=f"replay-{flow_file.stem}")
+    if flow_file.stem.startswith("cancel"):
+        await asyncio.sleep(1.5)
+        await handle.cancel()
+    await wait_result(handle)
+    history = await handle.fetch_history()
+    target = HERE / f"{flow_file.stem}.json"
+    target.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+    return target
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        server = DevServer(port=0, ui_port=0, db_filename=Path(folder) / "record.db", headless=True)
+        await server.astart()
+        try:
+            client = await Client.connect(server.address)
+            async with create_worker(client, TASK_QUEUE):
+                for flow_file in sorted(FLOWS.glob("*.yaml")):
+                    print(f"recorded {await record(flow_file, client)}")
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
