@@ -7,6 +7,7 @@ shape, references) so nothing starts from a flow that cannot run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,20 @@ class LoadedFlow:
     source_map: SourceMap
 
 
+class FlowYamlLoader(yaml.SafeLoader):
+    """YAML 1.2 booleans, as Kestra (Jackson) reads flows: only true/false are booleans, so
+    `id: off` or `value: yes` stay strings instead of YAML 1.1's surprising False/True."""
+
+
+FlowYamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+FlowYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 def _location(mark: yaml.Mark, file: str) -> Location:
     return Location(file, mark.line + 1, mark.column + 1)
 
@@ -63,7 +78,7 @@ class _Converter:
     def __init__(self, file: str):
         self.file = file
         self.problems: list[Problem] = []
-        self._constructor = yaml.SafeLoader("")
+        self._constructor = FlowYamlLoader("")
 
     def convert(self, node: yaml.Node) -> Any:
         if isinstance(node, yaml.MappingNode):
@@ -102,7 +117,7 @@ class _Converter:
 def parse_yaml(text: str, file: str) -> Any:
     """Parse YAML keeping locations; raise `FlowError` on syntax errors or duplicate keys."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=FlowYamlLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)

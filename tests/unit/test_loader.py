@@ -186,3 +186,12 @@ def test_normalized_flow_round_trips_as_workflow_input():
 def test_missing_required_property():
     found = problems_of("id: x\nnamespace: y\ntasks:\n  - id: a\n    type: commands\n")
     assert found == ["flow.yaml:4:5: task `a` (commands) is missing `commands`"]
+
+
+def test_yaml_1_2_booleans_keep_words_as_strings():
+    flow = load_flow_text(
+        "id: x\nnamespace: y\ntasks:\n  - id: off\n    type: return\n    format: yes\n    disabled: false\n", "f.yaml"
+    ).flow
+    assert flow.tasks[0].id == "off"
+    assert flow.tasks[0].properties["format"] == "yes"
+    assert flow.tasks[0].disabled is False
