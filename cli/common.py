@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Awaitable, Optional
 
 import typer
@@ -70,3 +72,21 @@ def run_async(coroutine: Awaitable[Any]) -> Any:
         return asyncio.run(coroutine)  # type: ignore[arg-type]
     except TemporalUnreachable as error:
         raise fail(str(error), ExitCode.UNREACHABLE) from None
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def log_to_console(level: int = logging.INFO) -> None:
+    """A worker's own output: task logs and Temporal's, on stderr."""
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+
+
+def log_to_file(path: Path, level: int = logging.INFO) -> None:
+    """`tflow run`'s in-process worker: keep its logs (task output included) out of the progress view."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

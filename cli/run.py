@@ -26,10 +26,11 @@ from cli.common import (
     UiUrlOption,
     exit_code_for,
     fail,
+    log_to_file,
     run_async,
 )
 from cli.progress import ProgressPrinter, print_result
-from temporal_flows.devserver import DevServer, TemporalCliNotFound, default_db_filename, free_port, port_is_free
+from temporal_flows.devserver import DevServer, TemporalCliNotFound, default_data_dir, default_db_filename, free_port, port_is_free
 from temporal_flows.loader import LoadedFlow, load_flow
 from temporal_flows.metadata import DEFAULT_ADDRESS, DEFAULT_UI_PORT
 from temporal_flows.problems import FlowError
@@ -100,7 +101,12 @@ async def _run_on_cluster(connection: Connection, options: _RunOptions) -> int:
     return await _start_and_follow(client, connection, options, embedded=False)
 
 
+WORKER_LOG = "worker.log"
+"""Where `tflow run`'s in-process worker writes its logs, under the data directory."""
+
+
 async def _run_embedded(namespace: str, task_queue: str, options: _RunOptions) -> int:
+    log_to_file(default_data_dir() / WORKER_LOG)
     async with AsyncExitStack() as stack:
         address, ui_base = await _embedded_server(stack, namespace, quiet=options.as_json)
         connection = Connection(address, namespace, task_queue, ui_base)

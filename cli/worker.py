@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import AddressOption, Connection, ExitCode, NamespaceOption, TaskQueueOption, fail, run_async
+from cli.common import AddressOption, Connection, ExitCode, NamespaceOption, TaskQueueOption, fail, log_to_console, run_async
 from temporal_flows.runs import connect
 from temporal_flows.worker import create_worker
 
@@ -31,6 +31,7 @@ def worker(
     if task_runner not in TASK_RUNNERS:
         raise fail(f"--task-runner {task_runner!r}: expected one of {', '.join(TASK_RUNNERS)}", ExitCode.INVALID)
     connection = Connection.of(address, namespace, task_queue)
+    log_to_console()
     run_async(_serve(connection, max_concurrent_tasks, drain_timeout))
 
 

@@ -42,10 +42,15 @@ class YList(list):
 class SourceMap:
     """Locations of task properties, for problems found after normalization (e.g. in templates)."""
 
-    properties: dict[tuple[str, str], Location] = field(default_factory=dict)
+    properties: dict[tuple[Location, str], Location] = field(default_factory=dict)
+    """(location of the task, property) → location of its value; keyed by place, not id, so
+    two tasks that share an id by mistake are still told apart."""
+    declared: list[tuple[str, Location]] = field(default_factory=list)
+    """Every task id written in the file with its location, including tasks that did not
+    normalize, so duplicate and reference checks still run on a flow with other problems."""
 
-    def locate(self, task_id: str, prop: str, default: Location) -> Location:
-        return self.properties.get((task_id, prop), default)
+    def locate(self, task_location: Location, prop: str) -> Location:
+        return self.properties.get((task_location, prop), task_location)
 
 
 @dataclass

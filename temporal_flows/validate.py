@@ -15,16 +15,15 @@ from temporal_flows.problems import Problem
 def validate(loaded: LoadedFlow) -> list[Problem]:
     flow = loaded.flow
     problems: list[Problem] = []
-    tasks = flow.all_tasks()
-    first_seen: dict[str, Task] = {}
-    for task in tasks:
-        if task.id in first_seen:
-            line = first_seen[task.id].location.line if first_seen[task.id].location else "?"
-            problems.append(_at(task.location, flow.source_file, f"duplicate task id `{task.id}` (first defined at line {line})"))
+    first_seen: dict[str, Location] = {}
+    for task_id, location in loaded.source_map.declared:
+        if task_id in first_seen:
+            message = f"duplicate task id `{task_id}` (first defined at line {first_seen[task_id].line})"
+            problems.append(_at(location, flow.source_file, message))
         else:
-            first_seen[task.id] = task
+            first_seen[task_id] = location
     known_ids = sorted(first_seen)
-    for task in tasks:
+    for task in flow.all_tasks():
         problems.extend(_check_templates(task, loaded, known_ids))
     return problems
 
@@ -35,7 +34,8 @@ def _check_templates(task: Task, loaded: LoadedFlow, known_ids: list[str]) -> li
     if task.run_if is not None:
         fields["run_if"] = task.run_if
     for prop, value in fields.items():
-        location = loaded.source_map.locate(task.id, prop, task.location or Location(loaded.flow.source_file, 1, 1))
+        task_location = task.location or Location(loaded.flow.source_file, 1, 1)
+        location = loaded.source_map.locate(task_location, prop)
         for template in template_strings(value):
             try:
                 referenced, unknown = analyze(template)

@@ -111,18 +111,22 @@ class _Normalizer:
         if not isinstance(items, YList) or not items:
             self.problem(node.value_location(key), f"`{key}` of {owner} must be a non-empty list of tasks")
             return None
+        # Tasks that did not normalize are left out (their problems are recorded), so the rest of
+        # the flow is still validated and every problem is reported at once.
         tasks = []
         for item, location in zip(items, items.item_locations):
             task = self.task(item, location)
             if task is not None:
                 tasks.append(task)
-        return tasks if len(tasks) == len(items) else None
+        return tasks
 
     def task(self, node: Any, location: Location) -> Task | None:
         if not isinstance(node, YMap):
             self.problem(location, "a task must be a mapping with `id` and `type`")
             return None
         task_id = self._identifier(node, "id", "task")
+        if task_id is not None:
+            self.source_map.declared.append((task_id, node.location))
         task_type = self._task_type(node)
         if task_id is None or task_type is None:
             return None
@@ -157,7 +161,7 @@ class _Normalizer:
         name = snake_case(key)
         spec, canonical = _lookup(task_type, name)
         location = node.key_location(key)
-        self.source_map.properties[(task.id, canonical or name)] = node.value_location(key)
+        self.source_map.properties[(node.location, canonical or name)] = node.value_location(key)
         if spec is None:
             if name in NOT_YET_SUPPORTED_PROPERTIES:
                 self.problem(location, f"task property `{key}` is not supported yet")
