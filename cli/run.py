@@ -11,6 +11,7 @@ import asyncio
 import json
 import signal
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -30,7 +31,8 @@ from cli.common import (
     run_async,
 )
 from cli.progress import ProgressPrinter, print_result
-from temporal_flows.devserver import DevServer, TemporalCliNotFound, default_data_dir, default_db_filename, free_port, port_is_free
+from temporal_flows.devserver import DevServer, default_db_filename, free_port, port_is_free
+from temporal_flows.temporal_cli import TemporalCliNotFound, default_data_dir
 from temporal_flows.loader import LoadedFlow, load_flow
 from temporal_flows.metadata import DEFAULT_ADDRESS, DEFAULT_UI_PORT
 from temporal_flows.problems import FlowError
@@ -70,13 +72,13 @@ def run(
     raise typer.Exit(result)
 
 
+@dataclass(frozen=True)
 class _RunOptions:
-    def __init__(self, loaded: LoadedFlow, run_id: Optional[str], max_workers: Optional[int], as_json: bool, detach: bool):
-        self.loaded = loaded
-        self.run_id = run_id
-        self.max_workers = max_workers
-        self.as_json = as_json
-        self.detach = detach
+    loaded: LoadedFlow
+    run_id: Optional[str]
+    max_workers: Optional[int]
+    as_json: bool
+    detach: bool
 
 
 def _load(flow: Path) -> LoadedFlow:

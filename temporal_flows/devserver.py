@@ -1,7 +1,8 @@
-"""Find, obtain and run the Temporal dev server (`temporal server start-dev`): the one place that does.
+"""Run the Temporal dev server (`temporal server start-dev`): the one place that does.
 
-`tflow server`, `tflow run` without an address, the tests and the Makefile all go through here, so the
-flags, the search attributes and the readiness rule are the same everywhere.
+`tflow server`, `tflow run` without an address and the tests all go through here, so the flags, the
+search attributes and the readiness rule are the same everywhere. Finding or obtaining the `temporal`
+binary itself is `temporal_flows.temporal_cli`'s job.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import concurrent.futures
 import contextlib
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,7 +19,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -33,25 +32,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.processes import die_with_parent
 from temporal_flows.metadata import DEFAULT_NAMESPACE, DEFAULT_UI_PORT, SEARCH_ATTRIBUTES
-
-CLI_VERSION = "v1.5.1"
-"""Newest CLI release that `go install` can build (v1.6+ carry a replace directive)."""
-CLI_MODULE = "github.com/temporalio/cli/cmd/temporal"
-EXE = "temporal.exe" if os.name == "nt" else "temporal"
-SDK_DOWNLOAD_TIMEOUT = 30.0
-
-HOW_TO_INSTALL = (
-    "The Temporal CLI (`temporal`) was not found. Do one of:\n"
-    "  - install it (https://docs.temporal.io/cli#install, e.g. `brew install temporal` or\n"
-    "    `curl -sSf https://temporal.download/cli.sh | sh`) and put it on PATH;\n"
-    "  - set TEMPORAL_CLI=/path/to/temporal;\n"
-    f"  - install Go so tflow can build it once (`go install {CLI_MODULE}@{CLI_VERSION}`);\n"
-    "  - or set TEMPORAL_ADDRESS=host:port to use an existing Temporal server instead."
-)
-
-
-class TemporalCliNotFound(RuntimeError):
-    """No `temporal` executable could be found or obtained; the message says how to get one."""
+from temporal_flows.temporal_cli import default_data_dir, find_temporal_cli
 
 
 START_ATTEMPTS = 3
@@ -66,36 +47,9 @@ class DevServerExited(DevServerError):
     """The dev server process ended while starting (e.g. it lost a race for an internal port)."""
 
 
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def default_data_dir() -> Path:
-    """Where tflow keeps state: `$TFLOW_HOME`, else `$XDG_DATA_HOME/temporal-flows`, else ~/.local/share."""
-    if home := os.environ.get("TFLOW_HOME"):
-        return Path(home).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
-    return base / "temporal-flows"
-
-
 def default_db_filename() -> Path:
     """The dev server's SQLite file, so runs survive server restarts (SPEC §7)."""
     return default_data_dir() / "temporal.db"
-
-
-def project_root() -> Path | None:
-    """The checkout holding pyproject.toml above this package; None for a non-editable install."""
-    root = Path(__file__).resolve().parent.parent
-    return root if (root / "pyproject.toml").is_file() else None
-
-
-def tools_dir() -> Path:
-    """Where an obtained CLI is put: `$TFLOW_TOOLS_DIR`, the checkout's .tools/bin, or the data dir."""
-    if override := os.environ.get("TFLOW_TOOLS_DIR"):
-        return Path(override).expanduser()
-    root = project_root()
-    return root / ".tools" / "bin" if root else default_data_dir() / "bin"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -115,104 +69,6 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
         return True
-
-
-def _executable(path: Path) -> bool:
-    return path.is_file() and os.access(path, os.X_OK)
-
-
-def find_temporal_cli(*, obtain: bool = True, log: Callable[[str], None] = _stderr) -> Path:
-    """Path of the `temporal` CLI: $TEMPORAL_CLI, PATH, tools dirs; else download or build it once."""
-    if configured := os.environ.get("TEMPORAL_CLI"):
-        path = Path(configured).expanduser()
-        if not path.is_file():
-            raise TemporalCliNotFound(
-                f"TEMPORAL_CLI is set to {configured!r}, but there is no file there. "
-                "Point TEMPORAL_CLI at a `temporal` executable, or unset it to let tflow find one."
-            )
-        return path
-    if on_path := shutil.which(EXE):
-        return Path(on_path)
-    dest = tools_dir()
-    for candidate in (dest / EXE, Path.cwd() / ".tools" / "bin" / EXE):
-        if _executable(candidate):
-            return candidate
-    if obtain:
-        dest.mkdir(parents=True, exist_ok=True)
-        with _obtain_lock(dest):
-            if _executable(dest / EXE):  # another process obtained it while we waited
-                return dest / EXE
-            got = _download_with_sdk(dest) or _build_with_go(dest, log)
-            if got:
-                return got
-    raise TemporalCliNotFound(HOW_TO_INSTALL)
-
-
-@contextlib.contextmanager
-def _obtain_lock(dest: Path) -> Iterator[None]:
-    """Serialize downloads/builds so two tflow processes don't build the CLI twice."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(dest / ".obtain.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-_SDK_DOWNLOAD = """
-import asyncio, sys
-from temporalio.testing import WorkflowEnvironment
-async def main():
-    env = await WorkflowEnvironment.start_local(download_dest_dir=sys.argv[1], dev_server_log_level="error")
-    await env.shutdown()
-asyncio.run(main())
-"""
-
-
-def _download_with_sdk(dest: Path) -> Path | None:
-    """Let temporalio download its CLI build; in a child process so a hang or crash can't hurt us."""
-    staging = Path(tempfile.mkdtemp(prefix=".sdk-download-", dir=dest))
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _SDK_DOWNLOAD, str(staging)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
-        try:
-            proc.wait(timeout=SDK_DOWNLOAD_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return None
-        found = sorted((p for p in staging.rglob("temporal*") if _executable(p)), key=lambda p: p.stat().st_mtime)
-        if proc.returncode != 0 or not found:
-            return None
-        os.replace(found[-1], dest / EXE)
-        return dest / EXE
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _build_with_go(dest: Path, log: Callable[[str], None]) -> Path | None:
-    """`go install` the CLI into `dest`; None when Go is absent, an error with Go's output if it fails."""
-    go = shutil.which("go")
-    if not go:
-        return None
-    log(f"Building the Temporal CLI {CLI_VERSION} with Go into {dest} (only once; takes a few minutes)...")
-    proc = subprocess.run(
-        [go, "install", f"{CLI_MODULE}@{CLI_VERSION}"],
-        env={**os.environ, "GOBIN": str(dest)}, cwd=dest,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
-    )
-    if proc.returncode != 0 or not _executable(dest / EXE):
-        tail = "\n".join(proc.stdout.splitlines()[-30:])
-        raise TemporalCliNotFound(f"Building the Temporal CLI with Go failed (exit {proc.returncode}):\n{tail}\n\n{HOW_TO_INSTALL}")
-    log(f"Built {dest / EXE}")
-    return dest / EXE
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:
@@ -431,16 +287,3 @@ class DevServer:
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.to_thread(self.stop)
 
-
-def main() -> int:
-    """`python -m temporal_flows.devserver`: print the CLI's path, obtaining it first if needed."""
-    try:
-        print(find_temporal_cli())
-    except TemporalCliNotFound as err:
-        _stderr(str(err))
-        return 3
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
