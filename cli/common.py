@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Optional
@@ -56,8 +55,9 @@ class Connection:
 
 
 def default_ui_base(address: str) -> str:
+    """The Web UI next to a server, as the dev server serves it (`--ui-url` says otherwise)."""
     host = address.rsplit(":", 1)[0] if ":" in address else address
-    return os.environ.get("TEMPORAL_UI_URL") or f"http://{host}:{DEFAULT_UI_PORT}"
+    return f"http://{host}:{DEFAULT_UI_PORT}"
 
 
 def fail(message: str, code: int) -> typer.Exit:

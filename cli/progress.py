@@ -33,6 +33,24 @@ def _depths(task_runs: list[dict[str, Any]]) -> dict[str, int]:
     return depth
 
 
+def _tree_order(task_runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Task runs depth first, each parent followed by its children in creation order."""
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    known = {task_run["id"] for task_run in task_runs}
+    for task_run in task_runs:
+        parent = task_run.get("parent_id")
+        children.setdefault(parent if parent in known else None, []).append(task_run)
+    ordered: list[dict[str, Any]] = []
+
+    def visit(parent: str | None) -> None:
+        for task_run in children.get(parent, []):
+            ordered.append(task_run)
+            visit(task_run["id"])
+
+    visit(None)
+    return ordered
+
+
 def _label(task_run: dict[str, Any]) -> str:
     value = task_run.get("value")
     return task_run["task_id"] if value is None else f"{task_run['task_id']} [{value}]"
@@ -82,7 +100,7 @@ def print_result(result: dict[str, Any]) -> None:
     typer.echo(f"Run {result.get('run_id')} of {flow.get('namespace')}.{flow.get('id')}: " + typer.style(state, fg=_STATE_COLORS.get(state), bold=True) + took)
     task_runs = result.get("task_runs") or []
     depths = _depths(task_runs)
-    for task_run in task_runs:
+    for task_run in _tree_order(task_runs):
         took_s = _seconds_between(task_run.get("started_at"), task_run.get("ended_at"))
         timing = f"{took_s:7.2f}s" if took_s is not None else "        "
         name = "  " * depths.get(task_run["id"], 0) + _label(task_run)

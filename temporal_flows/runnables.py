@@ -6,7 +6,7 @@ heartbeats, retries, task queue, summary) are built here in one place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any, Callable
 
@@ -69,7 +69,7 @@ def _commands_call(task: Task, props: dict[str, Any], identity: RunIdentity) -> 
 
 
 def _commands_outcome(result: CommandsResult | dict[str, Any]) -> RunnableOutcome:
-    data = result if isinstance(result, dict) else result.__dict__
+    data = result if isinstance(result, dict) else asdict(result)
     outputs = {"exitCode": data.get("exit_code"), "vars": data.get("vars") or {}}
     return RunnableOutcome(outputs, list(data.get("metrics") or []))
 
