@@ -103,10 +103,7 @@ class Interpreter:
     async def _run_flowable(self, task: Task, task_run: TaskRun, scope: Scope) -> ChildResult:
         group = self._group_for(task, scope)
         child_scope = Scope((task_run, *scope.parents), group.limit, scope.value, scope.iteration)
-        try:
-            outcome = await run_group(group, lambda child: self.run_task(child, child_scope))
-        except (asyncio.CancelledError, CancelledError):
-            return ChildResult(State.CANCELLED, error={"type": "Cancelled", "message": "cancelled"})
+        outcome = await run_group(group, lambda child: self.run_task(child, child_scope))
         return ChildResult(outcome.state, outcome.output, outcome.error)
 
     def _group_for(self, task: Task, scope: Scope) -> Group:
