@@ -32,7 +32,7 @@ from cli.common import (
 )
 from cli.progress import ProgressPrinter, print_result
 from temporal_flows.devserver import DevServer, default_db_filename, free_port, port_is_free
-from temporal_flows.temporal_cli import TemporalCliNotFound, default_data_dir
+from temporal_flows.temporal_cli import default_data_dir
 from temporal_flows.loader import LoadedFlow, load_flow
 from temporal_flows.metadata import DEFAULT_ADDRESS, DEFAULT_UI_PORT
 from temporal_flows.problems import FlowError
@@ -130,19 +130,16 @@ async def _embedded_server(stack: AsyncExitStack, namespace: str, quiet: bool) -
         else:
             _note(f"Using the Temporal server already running at {DEFAULT_ADDRESS}", quiet)
             return DEFAULT_ADDRESS, f"http://127.0.0.1:{DEFAULT_UI_PORT}"
-    try:
-        server = DevServer(
-            port=default_port if port_is_free(default_port) else free_port(),
-            ui_port=DEFAULT_UI_PORT if port_is_free(DEFAULT_UI_PORT) else free_port(),
-            db_filename=default_db_filename(),
-            namespace=namespace,
-        )
-    except TemporalCliNotFound as error:
-        raise fail(str(error), ExitCode.UNREACHABLE) from None
+    server = DevServer(
+        port=default_port if port_is_free(default_port) else free_port(),
+        ui_port=DEFAULT_UI_PORT if port_is_free(DEFAULT_UI_PORT) else free_port(),
+        db_filename=default_db_filename(),
+        namespace=namespace,
+    )
     _note(f"Starting an embedded Temporal dev server ({server.db_filename})", quiet)
     try:
         await server.astart()
-    except (TemporalCliNotFound, RuntimeError) as error:
+    except RuntimeError as error:  # the CLI cannot be found or obtained, or the server did not start
         raise fail(str(error), ExitCode.UNREACHABLE) from None
     stack.callback(server.stop)
     return server.address, server.ui_url or f"http://127.0.0.1:{DEFAULT_UI_PORT}"

@@ -71,9 +71,7 @@ class Interpreter:
         except ExpressionError as error:
             result = ChildResult(State.FAILED, error={"type": "ExpressionError", "message": str(error)})
         result = self._apply_allowances(task, result)
-        outputs = result.output if isinstance(result.output, dict) and task_kind(task.type) is not TaskKind.FLOWABLE else {}
-        self.ledger.close(task_run, result.state, outputs=outputs, error=result.error, metrics=self._metrics.pop(task_run.id, None))
-        self._remember(task, result)
+        self._record(task, task_run, result)
         return result
 
     async def _execute(self, task: Task, task_run: TaskRun, scope: Scope) -> ChildResult:
@@ -93,9 +91,17 @@ class Interpreter:
             state = State.SUCCESS
         return ChildResult(state, result.output, result.error) if state is not result.state else result
 
-    def _remember(self, task: Task, result: ChildResult) -> None:
+    def _record(self, task: Task, task_run: TaskRun, result: ChildResult) -> None:
+        """Close the task run and make its outputs visible to later templates.
+
+        A flowable's output (its group's map) is only `tasks.<id>.output`; it has no Kestra outputs.
+        """
+        outputs = None
         if task_kind(task.type) is not TaskKind.FLOWABLE and isinstance(result.output, dict):
-            self.outputs[task.id] = result.output
+            outputs = result.output
+            self.outputs[task.id] = outputs
+        metrics = self._metrics.pop(task_run.id, None)
+        self.ledger.close(task_run, result.state, outputs=outputs, error=result.error, metrics=metrics)
         self.task_results[task.id] = {"output": result.output, "state": result.state.value, "error": result.error}
 
     # -- flowables: the scheduler -----------------------------------------------------------
