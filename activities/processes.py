@@ -4,30 +4,35 @@
 group, streams stdout/stderr line by line, heartbeats while it waits, and on cancellation stops the
 whole group (SIGTERM, a grace period, then SIGKILL). If the worker itself is SIGKILLed, Linux sends
 the supervisor SIGHUP (PR_SET_PDEATHSIG) and the supervisor SIGKILLs its group, grandchildren included.
+
+No Python code runs between fork and exec (no `preexec_fn`): in a multi-threaded worker a forked
+child that runs Python can hang forever on a lock another thread held at fork time. The death signal
+is set by util-linux `setpriv --pdeathsig` (it survives execve), the new session by CPython's C code,
+so CPython can also use the much cheaper vfork for the spawn.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
+import functools
+import logging
 import os
 import shutil
 import signal
 import subprocess
-import sys
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from temporal_flows.metadata import CANCEL_GRACE
 
-_PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-"""Resolved once in the parent: calling dlopen in a forked child of a threaded worker can deadlock."""
+log = logging.getLogger(__name__)
 
 SUPERVISOR_SCRIPT = """\
 trap 'kill -KILL 0' HUP
 trap ':' TERM
+[ "$PPID" = "$1" ] || kill -KILL 0
+shift
 "$@" &
 child=$!
 while :; do
@@ -36,8 +41,15 @@ while :; do
   kill -0 "$child" 2>/dev/null || exit "$status"
 done
 """
-"""Group leader: SIGHUP (worker died) kills the whole group; SIGTERM is survived (a trapped signal
-interrupts `wait`, so it loops) so that the leader exits exactly when the real command does."""
+"""Group leader, run as `sh -c SCRIPT tflow-supervisor <worker pid> argv...` under `setpriv
+--pdeathsig HUP`. SIGHUP (worker died) kills the whole group; if the worker died before setpriv set
+the death signal, the parent is no longer the worker pid and the group is killed at once. SIGTERM is
+survived (a trapped signal interrupts `wait`, so it loops) so that the leader exits exactly when the
+real command does."""
+
+EXEC_GUARD_SCRIPT = '[ "$PPID" = "$1" ] || exit 125; shift; exec "$@"'
+"""Run as `sh -c SCRIPT tflow-guard <parent pid> argv...`: exec `argv` (same pid) unless the parent
+already died before the death signal was set."""
 
 TAIL_LINES = 50
 TAIL_CHARS = 16 * 1024
@@ -51,25 +63,43 @@ LineCallback = Callable[[str], "bool | None"]
 and keeps the line out of the tail."""
 
 
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """`preexec_fn`: ask Linux to send `sig` to this child when the spawning thread dies.
+@functools.cache
+def pdeathsig_prefix(sig: str) -> tuple[str, ...]:
+    """`setpriv --pdeathsig SIG --`, or () (with one warning) where setpriv cannot do that.
 
-    Call it only from processes spawned by a long-lived thread (the event loop's): the signal
-    fires when the *thread* that forked exits, not only the process.
+    `sig` is a signal name without SIG (`HUP`, `KILL`). The death signal fires when the *thread*
+    that spawned the process exits, so spawn only from a long-lived thread (the event loop's).
     """
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    setpriv = shutil.which("setpriv") or next(
+        (path for path in ("/usr/bin/setpriv", "/bin/setpriv") if os.access(path, os.X_OK)), None)
+    if setpriv is not None:
+        try:  # util-linux before 2.33 has no --pdeathsig
+            probe = subprocess.run([setpriv, "--pdeathsig", sig, "--", "/bin/sh", "-c", ":"],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, timeout=10, check=False)
+            if probe.returncode == 0:
+                return (setpriv, "--pdeathsig", sig, "--")
+        except (OSError, subprocess.SubprocessError):
+            pass
+    log.warning("util-linux `setpriv --pdeathsig` is not available: child processes (tasks, the dev "
+                "server) will NOT die if this process is killed with SIGKILL; install util-linux")
+    return ()
 
 
-def _supervisor_preexec(parent_pid: int) -> Callable[[], None]:
-    """`preexec_fn` for the supervisor; also closes the race where the worker died before prctl."""
+def die_with_parent_command(argv: Sequence[str], sig: str = "KILL") -> list[str]:
+    """`argv` wrapped so that the process gets `sig` when the spawning thread dies, with no
+    `preexec_fn`; the wrapper execs `argv`, so the spawned pid is `argv`'s own. Exits 125 without
+    running `argv` if this process died before the death signal was set."""
+    prefix = pdeathsig_prefix(sig)
+    if not prefix:
+        return list(argv)
+    return [*prefix, "/bin/sh", "-c", EXEC_GUARD_SCRIPT, "tflow-guard", str(os.getpid()), *argv]
 
-    def preexec() -> None:
-        die_with_parent(signal.SIGHUP)
-        if os.getppid() != parent_pid:
-            os.kill(os.getpid(), signal.SIGKILL)
 
-    return preexec
+def supervisor_command(argv: Sequence[str]) -> list[str]:
+    """The supervisor (see SUPERVISOR_SCRIPT) running `argv`, with its death signal set."""
+    return [*pdeathsig_prefix("HUP"), "/bin/sh", "-c", SUPERVISOR_SCRIPT, "tflow-supervisor",
+            str(os.getpid()), *argv]
 
 
 @dataclass(frozen=True)
@@ -113,14 +143,23 @@ class _LineSplitter:
         self._buf = bytearray()
 
     def feed(self, data: bytes) -> None:
-        self._buf += data
-        start = 0
-        while (end := self._buf.find(b"\n", start)) >= 0:
-            self._emit(self._buf[start:end])
-            start = end + 1
-        del self._buf[:start]
-        if len(self._buf) > MAX_LINE_BYTES:
-            self.flush()
+        if b"\n" not in data:
+            self._buf += data
+            if len(self._buf) > MAX_LINE_BYTES:
+                self.flush()
+            return
+        lines = data.split(b"\n")
+        if self._buf:
+            self._buf += lines[0]
+            lines[0] = bytes(self._buf)
+            self._buf.clear()
+        rest = lines.pop()
+        for raw in lines:
+            self._emit(raw)
+        if rest:
+            self._buf += rest
+            if len(self._buf) > MAX_LINE_BYTES:
+                self.flush()
 
     def flush(self) -> None:
         if self._buf:
@@ -128,7 +167,7 @@ class _LineSplitter:
             self._buf = bytearray()
 
     def _emit(self, raw: bytes | bytearray) -> None:
-        line = bytes(raw).decode("utf-8", errors="replace").removesuffix("\r")
+        line = raw.decode("utf-8", errors="replace").removesuffix("\r")
         consumed = False
         if self._on_line is not None:
             try:
@@ -195,10 +234,9 @@ async def _spawn(protocol: _SupervisedProtocol, argv: Sequence[str], cwd: str | 
     """Start the supervisor from the event-loop thread; a cancel mid-spawn still kills the group."""
     loop = asyncio.get_running_loop()
     spawning = asyncio.ensure_future(loop.subprocess_exec(
-        lambda: protocol, "/bin/sh", "-c", SUPERVISOR_SCRIPT, "tflow-supervisor", *argv,
+        lambda: protocol, *supervisor_command(argv),
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        cwd=cwd, env=dict(env) if env is not None else None,
-        start_new_session=True, preexec_fn=_supervisor_preexec(os.getpid())))
+        cwd=cwd, env=env, start_new_session=True))
     try:
         transport, _ = await asyncio.shield(spawning)
     except asyncio.CancelledError:
@@ -211,13 +249,13 @@ async def _spawn(protocol: _SupervisedProtocol, argv: Sequence[str], cwd: str | 
 
 async def _wait_exit(exited: asyncio.Future[None], heartbeat: Callable[[], None] | None,
                      every: float) -> None:
-    """Wait for the leader to exit, heartbeating so cancellation reaches us and liveness is seen."""
-    while True:
-        if heartbeat is not None:
-            heartbeat()
-        done, _ = await asyncio.wait({exited}, timeout=every)
-        if done:
-            return
+    """Wait for the leader to exit, heartbeating every `every` seconds (the first one only after
+    `every`: a short task sends none) so cancellation reaches us and liveness is seen."""
+    if heartbeat is None:
+        await asyncio.wait({exited})
+        return
+    while not (await asyncio.wait({exited}, timeout=every))[0]:
+        heartbeat()
 
 
 async def _terminate(pgid: int, exited: asyncio.Future[None], grace: float) -> None:

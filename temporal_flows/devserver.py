@@ -30,7 +30,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, GetWorkf
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.processes import die_with_parent
+from activities.processes import die_with_parent_command
 from temporal_flows.metadata import DEFAULT_NAMESPACE, DEFAULT_UI_PORT, SEARCH_ATTRIBUTES
 from temporal_flows.temporal_cli import default_data_dir, find_temporal_cli
 
@@ -175,8 +175,8 @@ class DevServer:
             self._log_path = Path(name)
         with open(self._log_path, "ab") as out:
             self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=die_with_parent,
+                die_with_parent_command(cmd, "KILL"), stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
             )
 
     def start(self, timeout: float = 60.0) -> DevServer:
