@@ -35,8 +35,11 @@ def build_script(request: CommandsRequest) -> str:
     return ("set -e\n" if request.fail_fast else "") + "\n".join(request.commands)
 
 
-def build_env(request: CommandsRequest) -> dict[str, str]:
-    """The worker's environment plus the task's `env` (values as strings)."""
+def build_env(request: CommandsRequest) -> dict[str, str] | None:
+    """The worker's environment plus the task's `env` (values as strings); None (inherit the
+    worker's environment, no copy) when the task sets none."""
+    if not request.env:
+        return None
     env = dict(os.environ)
     env.update({str(key): str(value) for key, value in request.env.items()})
     return env
@@ -132,7 +135,22 @@ async def _execute(request: CommandsRequest, workdir: str) -> CommandsResult:
 
 @activity.defn(name=COMMANDS_ACTIVITY)
 async def run_commands(request: CommandsRequest) -> CommandsResult:
-    """Run a `commands` task in its working directory (a fresh temporary one unless given)."""
+    """Run a `commands` task in its working directory (a fresh temporary one unless given).
+
+    Every error ends the task: anything but an ApplicationError or a cancellation (a NUL byte in
+    `env`, a failing mkdtemp, a broken output callback...) fails it once, non-retryably, as
+    `ApplicationError("<Type>: <message>", type="<Type>")`; only a lost worker is retried.
+    """
+    try:
+        return await _run(request)
+    except ApplicationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - asyncio.CancelledError is a BaseException: it propagates
+        kind = type(exc).__name__
+        raise ApplicationError(f"{kind}: {exc}" if str(exc) else kind, type=kind, non_retryable=True) from exc
+
+
+async def _run(request: CommandsRequest) -> CommandsResult:
     if not request.interpreter:
         raise ApplicationError("A commands task needs an interpreter", type="CommandError",
                                non_retryable=True)

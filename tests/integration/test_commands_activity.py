@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.api import CommandsRequest, CommandsResult
 from activities.commands import run_commands
+from activities.protocol import ProtocolState
 
 
 def request(*commands: str, **kwargs: object) -> CommandsRequest:
@@ -43,14 +45,14 @@ async def test_success_with_protocol_outputs_and_metrics(caplog: pytest.LogCaptu
     env.on_heartbeat = lambda *details: beats.append(details)
     caplog.set_level(logging.INFO)
     result = await run(request("echo hello", f"echo '::{json.dumps(payload)}::'", "echo warned >&2",
-                               "echo '::{\"outputs\": {\"name\": \"y\"}}::'"), env)
+                               "echo '::{\"outputs\": {\"name\": \"y\"}}::'", "sleep 1.3"), env)
     assert result.exit_code == 0
     assert result.vars == {"rows": 42, "name": "y"}
     assert result.metrics == [{"name": "rows", "type": "counter", "value": 42, "tags": {"table": "t"}}]
     assert result.logs == [{"level": "WARN", "message": "from protocol"}]
     assert result.stdout_tail == "hello"
     assert result.stderr_tail == "warned"
-    assert beats, "the activity must heartbeat while the process runs"
+    assert beats, "the activity must heartbeat while the process runs (first beat after 1 s)"
     levels = {record.getMessage().split(" (")[0]: record.levelno for record in caplog.records}
     assert levels["hello"] == logging.INFO
     assert levels["warned"] == logging.WARNING
@@ -158,3 +160,64 @@ async def test_task_timeout_kills_the_process_and_fails_for_good(tmp_path):
     assert raised.value.non_retryable
     sleep_pid = int(pid_file.read_text())
     assert not os.path.exists(f"/proc/{sleep_pid}") or open(f"/proc/{sleep_pid}/stat").read().split()[2] == "Z"
+
+
+async def test_a_short_task_sends_no_heartbeat() -> None:
+    env = ActivityEnvironment()
+    beats: list[object] = []
+    env.on_heartbeat = lambda *details: beats.append(details)
+    assert (await run(request("true"), env)).exit_code == 0
+    assert beats == []
+
+
+async def test_a_nul_byte_in_env_fails_once_and_for_good() -> None:
+    started = time.monotonic()
+    with pytest.raises(ApplicationError) as caught:
+        await run(request("true", env={"BAD": "a\0b"}))
+    assert caught.value.non_retryable
+    assert caught.value.type == "ValueError"
+    assert caught.value.message.startswith("ValueError: ")
+    assert "null byte" in caught.value.message
+    assert time.monotonic() - started < 2
+
+
+async def test_a_failing_mkdtemp_fails_once_and_for_good(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_space(*args: object, **kwargs: object) -> str:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", no_space)
+    with pytest.raises(ApplicationError) as caught:
+        await run(request("true"))
+    assert caught.value.non_retryable
+    assert caught.value.type == "OSError"
+    assert caught.value.message == "OSError: [Errno 28] No space left on device"
+
+
+async def test_an_unusable_tmpdir_fails_once_and_for_good(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", "/nonexistent/tflow-tmp")
+    with pytest.raises(ApplicationError) as caught:
+        await run(request("true"))
+    assert caught.value.non_retryable
+    assert caught.value.type == "FileNotFoundError"
+    assert "/nonexistent/tflow-tmp" in caught.value.message
+
+
+async def test_an_output_callback_error_fails_once_and_for_good(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: ProtocolState, line: str) -> bool:
+        raise KeyError(f"cannot handle {line}")
+
+    monkeypatch.setattr(ProtocolState, "feed", broken)
+    with pytest.raises(ApplicationError) as caught:
+        await run(request("echo one", "echo two"))
+    assert caught.value.non_retryable
+    assert caught.value.type == "KeyError"
+    assert caught.value.message == "KeyError: 'cannot handle one'"
+
+
+async def test_cancellation_is_not_turned_into_a_failure() -> None:
+    env = ActivityEnvironment()
+    task = asyncio.create_task(run(request("sleep 30"), env))
+    await asyncio.sleep(0.2)
+    env.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
