@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any, Awaitable, Optional
 
 import typer
+from temporalio.client import WorkflowQueryFailedError
+from temporalio.service import RPCError
 
 from temporal_flows.metadata import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, DEFAULT_UI_PORT
 from temporal_flows.runs import TemporalUnreachable
@@ -72,6 +74,10 @@ def run_async(coroutine: Awaitable[Any]) -> Any:
         return asyncio.run(coroutine)  # type: ignore[arg-type]
     except TemporalUnreachable as error:
         raise fail(str(error), ExitCode.UNREACHABLE) from None
+    except RPCError as error:
+        raise fail(f"Temporal refused the request ({error.status.name}): {error.message}", ExitCode.FAILED) from None
+    except WorkflowQueryFailedError as error:
+        raise fail(f"the run could not answer a query: {error.message}", ExitCode.FAILED) from None
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

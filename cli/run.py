@@ -36,7 +36,8 @@ from temporal_flows.temporal_cli import default_data_dir
 from temporal_flows.loader import LoadedFlow, load_flow
 from temporal_flows.metadata import DEFAULT_ADDRESS, DEFAULT_UI_PORT
 from temporal_flows.problems import FlowError
-from temporal_flows.runs import TemporalUnreachable, connect, read_result, snapshot, start_run, ui_url, wait_result
+from temporal_flows.metadata import DEFAULT_MAX_PENDING_TASKS, DEFAULT_REDISPATCH_LIMIT
+from temporal_flows.runs import TemporalUnreachable, connect, live_result, read_result, start_run, ui_url, wait_result
 from temporal_flows.worker import create_worker
 
 POLL_SECONDS = 0.25
@@ -51,6 +52,8 @@ def run(
     input: List[str] = typer.Option([], "--input", help="An input as key=value (repeatable)."),
     inputs_file: Optional[Path] = typer.Option(None, "--inputs-file", help="Inputs as a YAML/JSON mapping."),
     max_workers: Optional[int] = typer.Option(None, "--max-workers", min=1, help="At most this many tasks at once in any group."),
+    max_pending_tasks: int = typer.Option(DEFAULT_MAX_PENDING_TASKS, "--max-pending-tasks", min=1, max=1900, help="At most this many activities pending at once in the run (Temporal allows 2,000)."),
+    redispatch_limit: int = typer.Option(DEFAULT_REDISPATCH_LIMIT, "--redispatch-limit", min=0, help="Re-dispatch a task whose worker was lost at most this many times, then fail it."),
     run_id: Optional[str] = typer.Option(None, "--id", help="The run id (Temporal workflow id); default: <flow id>-<random>."),
     detach: bool = typer.Option(False, "--detach", help="Start the run and return (needs --address)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object (SPEC §6)."),
@@ -64,7 +67,8 @@ def run(
     _check_inputs(loaded, input, inputs_file)
     if detach and not address:
         raise fail("--detach needs a Temporal server that outlives this command: pass --address or set TEMPORAL_ADDRESS", ExitCode.INVALID)
-    options = _RunOptions(loaded, run_id, max_workers, as_json, detach)
+    limits = {"max_pending_tasks": max_pending_tasks, "redispatch_limit": redispatch_limit}
+    options = _RunOptions(loaded, run_id, max_workers, limits, as_json, detach)
     if address:
         result = run_async(_run_on_cluster(Connection.of(address, namespace, task_queue, ui_url_base), options))
     else:
@@ -77,6 +81,7 @@ class _RunOptions:
     loaded: LoadedFlow
     run_id: Optional[str]
     max_workers: Optional[int]
+    limits: dict[str, int]
     as_json: bool
     detach: bool
 
@@ -153,7 +158,7 @@ async def _start_and_follow(client: Client, connection: Connection, options: _Ru
     warn = lambda message: typer.secho(f"warning: {message}", err=True, fg=typer.colors.YELLOW)  # noqa: E731
     handle = await start_run(
         client, options.loaded, task_queue=connection.task_queue, run_id=options.run_id,
-        max_workers=options.max_workers, warn=warn,
+        max_workers=options.max_workers, warn=warn, **options.limits,
     )
     link = ui_url(connection.ui_base, connection.namespace, handle.id, handle.result_run_id)
     if options.detach:
@@ -198,7 +203,7 @@ async def _follow(handle: WorkflowHandle[Any, Any], *, show_progress: bool, embe
                 interrupted.clear()
             if printer is not None:
                 try:
-                    printer.update(await snapshot(handle))
+                    printer.update(await live_result(handle))
                 except Exception:  # noqa: BLE001 - progress is best effort; the result is what counts
                     pass
             await asyncio.wait({result_task}, timeout=POLL_SECONDS)

@@ -29,15 +29,26 @@ OUTPUT_ROOTS = ("outputs", "tasks")
 _GO_STYLE_DOT = re.compile(r"(\{\{-?\s*)\.(?=[A-Za-z_])")
 
 
+NON_DETERMINISTIC_GLOBALS = ("lipsum",)
+"""Jinja2 globals removed from the environment: a replay would render something else (SPEC §3.6)."""
+NON_DETERMINISTIC_FILTERS = ("random",)
+"""Jinja2 filters removed for the same reason; `now()` is the workflow's clock, supplied per render."""
+
+
 class ExpressionError(Exception):
     """A template that cannot be parsed or rendered; the message names the expression and why."""
 
 
 @lru_cache(maxsize=1)
 def environment() -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
-        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-    )
+    """Sandboxed, strict, and deterministic: templates render inside the workflow, so every replay
+    must render the same text (no randomness, no wall clock, no I/O)."""
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    for name in NON_DETERMINISTIC_GLOBALS:
+        env.globals.pop(name, None)
+    for name in NON_DETERMINISTIC_FILTERS:
+        env.filters.pop(name, None)
+    return env
 
 
 def normalize(template: str) -> str:
@@ -97,7 +108,21 @@ def analyze(template: str) -> tuple[set[str], set[str]]:
         name for name in meta.find_undeclared_variables(tree)
         if name not in CONTEXT_ROOTS and name not in env.globals
     }
+    _check_filters_and_tests(tree, template)
     return _referenced_task_ids(tree), unknown
+
+
+def _check_filters_and_tests(tree: nodes.Template, template: str) -> None:
+    """Unknown filters and tests fail at validation, not when the task starts; a removed
+    non-deterministic one says why it is gone."""
+    env = environment()
+    for node in tree.find_all((nodes.Filter, nodes.Test)):
+        known = env.filters if isinstance(node, nodes.Filter) else env.tests
+        if node.name in known:
+            continue
+        kind = "filter" if isinstance(node, nodes.Filter) else "test"
+        why = " (not deterministic, so not available in flows)" if node.name in NON_DETERMINISTIC_FILTERS else ""
+        raise ExpressionError(f"unknown {kind} `{node.name}`{why} in `{template.strip()}`")
 
 
 def _referenced_task_ids(tree: nodes.Template) -> set[str]:

@@ -14,12 +14,18 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 from temporal_flows.expressions import ExpressionError, render, render_string
 from temporal_flows.ledger import Ledger, State, TaskRun, timestamp
+from temporal_flows.metadata import CANCEL_ACK_BOUND, DEFAULT_MAX_PENDING_TASKS, DEFAULT_REDISPATCH_LIMIT, HEARTBEAT_TIMEOUT
 from temporal_flows.model import Flow, Task, TaskKind
 from temporal_flows.runnables import RUNNABLES, RunIdentity, activity_options
 from temporal_flows.scheduler import ChildResult, Group, GroupResult, Strategy, run_group
 from temporal_flows.tasktypes import task_kind
 
 FALSY_CONDITIONS = ("", "false", "0", "-0", "none", "null")
+
+PATCH_ORDERING_IS_NOT_A_LIMIT = "ordering-is-not-a-limit"
+"""Before it, a group inside a `sequential` inherited the chain's limit of 1 as its own cap."""
+PATCH_BOUNDED_CANCEL_WAIT = "bounded-cancel-wait"
+"""Before it, a cancelled activity was awaited without bound (a durable timer now caps the wait)."""
 
 
 @dataclass(frozen=True)
@@ -38,13 +44,38 @@ def combine_limits(*limits: int | None) -> int:
     return min(bounded) if bounded else 0
 
 
+@dataclass(frozen=True)
+class RunLimits:
+    """What one run may use: per-group concurrency, pending activities, and lost-worker re-dispatches."""
+
+    max_workers: int = 0
+    """`--max-workers`: at most this many children at once in any group (0 = unlimited)."""
+    max_pending_tasks: int = DEFAULT_MAX_PENDING_TASKS
+    """At most this many activities pending at once in the whole run (Temporal refuses 2,000)."""
+    redispatch_limit: int = DEFAULT_REDISPATCH_LIMIT
+    """A task whose worker was lost is re-dispatched at most this many times, then fails."""
+
+
+class _Now:
+    """`now()` in templates: the workflow's clock; printed without the call it is the same text
+    (a bare function would print its memory address, different on every replay)."""
+
+    def __call__(self) -> str:
+        return timestamp(workflow.now())
+
+    __str__ = __repr__ = __call__
+
+
 class Interpreter:
-    def __init__(self, flow: Flow, run_id: str, started: datetime, max_workers: int | None, ledger: Ledger):
+    def __init__(self, flow: Flow, run_id: str, started: datetime, limits: RunLimits, ledger: Ledger):
         self.flow = flow
         self.run_id = run_id
         self.started = started
-        self.max_workers = max_workers or 0
+        self.limits = limits
+        self.max_workers = limits.max_workers
         self.ledger = ledger
+        self._pending_tasks = asyncio.Semaphore(limits.max_pending_tasks)
+        """Activities wait here before their task run opens, so no queued task shows as RUNNING."""
         self.outputs: dict[str, dict[str, Any]] = {}
         self.task_results: dict[str, dict[str, Any]] = {}
         self._metrics: dict[str, list[dict[str, Any]]] = {}
@@ -59,6 +90,12 @@ class Interpreter:
     async def run_task(self, task: Task, scope: Scope) -> ChildResult:
         if task.disabled:
             return ChildResult(State.SKIPPED)
+        if task_kind(task.type) is TaskKind.RUNNABLE:
+            async with self._pending_tasks:
+                return await self._open_and_run(task, scope)
+        return await self._open_and_run(task, scope)
+
+    async def _open_and_run(self, task: Task, scope: Scope) -> ChildResult:
         parent = scope.parents[0] if scope.parents else None
         task_run = self.ledger.open(task.id, task.type, parent, scope.value, scope.iteration)
         try:
@@ -67,7 +104,7 @@ class Interpreter:
             else:
                 result = await self._execute(task, task_run, scope)
         except (asyncio.CancelledError, CancelledError):
-            result = ChildResult(State.CANCELLED, error={"type": "Cancelled", "message": "cancelled"})
+            result = _cancelled()
         except ExpressionError as error:
             result = ChildResult(State.FAILED, error={"type": "ExpressionError", "message": str(error)})
         result = self._apply_allowances(task, result)
@@ -84,12 +121,14 @@ class Interpreter:
 
     @staticmethod
     def _apply_allowances(task: Task, result: ChildResult) -> ChildResult:
-        state = result.state
+        state, tolerated = result.state, result.tolerated
         if state is State.FAILED and task.allow_failure:
-            state = State.WARNING
-        if state is State.WARNING and task.allow_warning:
+            state, tolerated = State.WARNING, True
+        if state is State.WARNING and task.allow_warning and not tolerated:
             state = State.SUCCESS
-        return ChildResult(state, result.output, result.error) if state is not result.state else result
+        if state is result.state and tolerated == result.tolerated:
+            return result
+        return ChildResult(state, result.output, result.error, tolerated=tolerated, winner=result.winner)
 
     def _record(self, task: Task, task_run: TaskRun, result: ChildResult) -> None:
         """Close the task run and make its outputs visible to later templates.
@@ -99,31 +138,42 @@ class Interpreter:
         outputs = None
         if task_kind(task.type) is not TaskKind.FLOWABLE and isinstance(result.output, dict):
             outputs = result.output
+        elif result.winner is not None:
+            outputs = {"winner": result.winner}
+        if outputs is not None:
             self.outputs[task.id] = outputs
         metrics = self._metrics.pop(task_run.id, None)
         self.ledger.close(task_run, result.state, outputs=outputs, error=result.error, metrics=metrics)
-        self.task_results[task.id] = {"output": result.output, "state": result.state.value, "error": result.error}
+        self.task_results[task.id] = {
+            "output": result.output, "state": result.state.value, "error": result.error, "winner": result.winner,
+        }
 
     # -- flowables: the scheduler -----------------------------------------------------------
 
     async def _run_flowable(self, task: Task, task_run: TaskRun, scope: Scope) -> ChildResult:
-        group = self._group_for(task, scope)
-        child_scope = Scope((task_run, *scope.parents), group.limit, scope.value, scope.iteration)
+        group, children_limit = self._group_for(task, scope)
+        child_scope = Scope((task_run, *scope.parents), children_limit, scope.value, scope.iteration)
         outcome = await run_group(group, lambda child: self.run_task(child, child_scope))
-        return ChildResult(outcome.state, outcome.output, outcome.error)
+        return ChildResult(outcome.state, outcome.output, outcome.error, winner=outcome.winner)
 
-    def _group_for(self, task: Task, scope: Scope) -> Group:
+    def _group_for(self, task: Task, scope: Scope) -> tuple[Group, int]:
+        """The task's group, and the concurrency limit its descendants inherit: the tightest of
+        every enclosing `parallel`'s and `--max-workers` (SPEC §3.4); ordering is not a limit."""
         props = task.properties
         if task.type == "parallel":
-            return Group(
+            limit = combine_limits(props.get("concurrent"), scope.limit, self.max_workers)
+            group = Group(
                 task.tasks,
-                limit=combine_limits(props.get("concurrent"), scope.limit, self.max_workers),
+                limit=limit,
                 strategy=props.get("strategy", Strategy.WAIT_ALL),
                 min_success=props.get("min_success", 1),
                 timeout_s=task.timeout_s,
+                id=task.id,
             )
+            return group, limit
         if task.type == "sequential":
-            return Group.chain(task.tasks, timeout_s=task.timeout_s)
+            inherited = scope.limit if workflow.patched(PATCH_ORDERING_IS_NOT_A_LIMIT) else 1
+            return Group.chain(task.tasks, timeout_s=task.timeout_s, id=task.id), inherited
         raise ApplicationError(f"no scheduler mapping for flowable type `{task.type}`", non_retryable=True)
 
     # -- runnables: activities --------------------------------------------------------------
@@ -133,20 +183,45 @@ class Interpreter:
         props = render(task.properties, self._context(task, task_run, scope))
         call = runnable.build(task, props, RunIdentity(self.run_id, task_run.id))
         summary = task.id if scope.value is None else f"{task.id} [{scope.value}]"
+        options = activity_options(task, summary, self.limits.redispatch_limit)
+        handle = workflow.start_activity(call.activity, call.request, result_type=call.result_type, **options)
         try:
-            result = await workflow.execute_activity(
-                call.activity, call.request, result_type=call.result_type, **activity_options(task, summary)
-            )
+            try:
+                result = await asyncio.shield(handle)
+            except asyncio.CancelledError:
+                if not workflow.patched(PATCH_BOUNDED_CANCEL_WAIT):
+                    handle.cancel()  # legacy: wait for the acknowledgement without bound
+                    result = await handle
+                else:
+                    return await self._cancel_activity(handle, task_run, runnable)
         except ActivityError as error:
             return self._activity_failure(task_run, runnable, error)
         outcome = runnable.read(result)
         self._metrics[task_run.id] = outcome.metrics
         return ChildResult(State.SUCCESS, outcome.outputs)
 
+    async def _cancel_activity(self, handle: Any, task_run: TaskRun, runnable: Any) -> ChildResult:
+        """Cancel a running activity and wait for its acknowledgement, at most the process's grace
+        period plus a margin (a durable timer); then the task is CANCELLED whatever the worker does."""
+        handle.cancel()
+        await workflow.wait([handle], timeout=CANCEL_ACK_BOUND.total_seconds())
+        if not handle.done():
+            message = f"cancelled; the worker did not acknowledge within {CANCEL_ACK_BOUND.total_seconds():g} s"
+            return ChildResult(State.CANCELLED, error={"type": "Cancelled", "message": message})
+        try:
+            result = handle.result()
+        except ActivityError as error:
+            return self._activity_failure(task_run, runnable, error)
+        except asyncio.CancelledError:
+            return _cancelled()
+        outcome = runnable.read(result)  # it finished before the cancellation reached it
+        self._metrics[task_run.id] = outcome.metrics
+        return ChildResult(State.SUCCESS, outcome.outputs)
+
     def _activity_failure(self, task_run: TaskRun, runnable: Any, error: ActivityError) -> ChildResult:
         cause = error.cause
         if isinstance(cause, CancelledError):
-            return ChildResult(State.CANCELLED, error={"type": "Cancelled", "message": "cancelled"})
+            return _cancelled()
         if isinstance(cause, ApplicationError):
             outputs: dict[str, Any] = {}
             if cause.details and isinstance(cause.details[0], dict):
@@ -155,7 +230,13 @@ class Interpreter:
                 self._metrics[task_run.id] = outcome.metrics
             return ChildResult(State.FAILED, outputs, {"type": cause.type or "Error", "message": cause.message})
         if isinstance(cause, TimeoutError):
-            return ChildResult(State.FAILED, error={"type": "Timeout", "message": str(cause)})
+            lost = self.limits.redispatch_limit + 1
+            message = (
+                f"its worker was lost {lost} time{'s' if lost > 1 else ''} (no heartbeat for "
+                f"{HEARTBEAT_TIMEOUT.total_seconds():g} s, or no result within the task's time); "
+                f"re-dispatched {self.limits.redispatch_limit} times, giving up"
+            )
+            return ChildResult(State.FAILED, error={"type": "WorkerLost", "message": message})
         return ChildResult(State.FAILED, error={"type": type(cause).__name__, "message": str(cause or error)})
 
     # -- pure tasks -------------------------------------------------------------------------
@@ -204,5 +285,9 @@ class Interpreter:
             "labels": self.flow.labels,
             "outputs": self.outputs,
             "tasks": self.task_results,
-            "now": lambda: timestamp(workflow.now()),
+            "now": _Now(),
         }
+
+
+def _cancelled() -> ChildResult:
+    return ChildResult(State.CANCELLED, error={"type": "Cancelled", "message": "cancelled"})

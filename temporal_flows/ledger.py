@@ -5,6 +5,7 @@ Workflow state: the interpreter writes it, the progress query, `tflow status` an
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -121,3 +122,37 @@ class Ledger:
 
     def to_list(self) -> list[dict[str, Any]]:
         return [task_run.to_dict() for task_run in self.task_runs]
+
+    def page(self, offset: int, max_bytes: int) -> LedgerPage:
+        """Task runs from `offset` in creation order, as many as fit in `max_bytes` of JSON (at
+        least one, so a page always moves on)."""
+        offset = max(0, offset)
+        task_runs: list[dict[str, Any]] = []
+        size = 0
+        for task_run in self.task_runs[offset:]:
+            entry = task_run.to_dict()
+            entry_size = len(json.dumps(entry, default=str))
+            if task_runs and size + entry_size > max_bytes:
+                break
+            task_runs.append(entry)
+            size += entry_size
+        end = offset + len(task_runs)
+        return LedgerPage(offset, task_runs, len(self.task_runs), end if end < len(self.task_runs) else None)
+
+    def pages(self, max_bytes: int) -> list[LedgerPage]:
+        """The whole ledger cut into pages of at most `max_bytes` each."""
+        pages = [self.page(0, max_bytes)]
+        while pages[-1].next_offset is not None:
+            pages.append(self.page(pages[-1].next_offset, max_bytes))
+        return pages
+
+
+@dataclass
+class LedgerPage:
+    """A slice of the ledger: what the `task_runs` query answers and what a finished run keeps in
+    its history, so no payload grows with the flow."""
+
+    offset: int
+    task_runs: list[dict[str, Any]]
+    total: int
+    next_offset: int | None = None

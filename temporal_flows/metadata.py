@@ -9,6 +9,9 @@ if TYPE_CHECKING:
     from temporalio.common import SearchAttributeKey
 
 WORKFLOW_TYPE = "FlowWorkflow"
+LEDGER_ACTIVITY = "tflow.ledger"
+"""A no-op activity whose input is one page of a finished run's ledger: it keeps the ledger in the
+run's history, where a client reads it without replaying the workflow."""
 DEFAULT_TASK_QUEUE = "tflow"
 DEFAULT_NAMESPACE = "default"
 DEFAULT_ADDRESS = "127.0.0.1:7233"
@@ -28,6 +31,26 @@ DEFAULT_TASK_TIMEOUT = timedelta(days=365)
 
 CANCEL_GRACE = timedelta(seconds=5)
 """How long a cancelled process gets between SIGTERM and SIGKILL."""
+
+CANCEL_ACK_BOUND = CANCEL_GRACE + timedelta(seconds=3)
+"""How long the workflow waits for a cancelled activity to acknowledge before it records the task
+CANCELLED and moves on: the process's grace period plus a margin for the heartbeat round trip."""
+
+HEARTBEAT_THROTTLE = timedelta(seconds=1)
+"""The SDK sends a heartbeat (and so learns of a cancellation) at most this often; its default,
+0.8 × the heartbeat timeout, made cancellation take 8 s to reach a running task."""
+
+DEFAULT_MAX_PENDING_TASKS = 1000
+"""Activities pending at once in one run (Temporal refuses a workflow with 2,000 pending)."""
+
+DEFAULT_REDISPATCH_LIMIT = 10
+"""A task whose worker was lost is re-dispatched at most this many times."""
+
+PAYLOAD_LIMIT_BYTES = 2 * 1024 * 1024
+"""Temporal's default limit on one payload (`limit.blobSize.error`): the flow input must fit."""
+
+LEDGER_PAGE_BYTES = 256 * 1024
+"""Upper size of one page of the ledger (query answers and the record kept in the history)."""
 
 
 def search_attribute_keys() -> tuple["SearchAttributeKey[str]", "SearchAttributeKey[str]"]:

@@ -62,13 +62,38 @@ class Task:
             found.extend(child.walk())
         return found
 
+    def to_input(self) -> dict[str, Any]:
+        """The compact form carried in the workflow input: defaults left out, the location as
+        [line, column] (the file is the flow's), since the input's size is bounded by Temporal."""
+        data: dict[str, Any] = {"id": self.id, "type": self.type}
+        for name, default in _TASK_DEFAULTS.items():
+            value = getattr(self, name)
+            if value != default:
+                data[name] = value
+        if self.tasks:
+            data["tasks"] = [child.to_input() for child in self.tasks]
+        if self.location is not None:
+            data["location"] = [self.location.line, self.location.column]
+        return data
+
     @staticmethod
-    def from_dict(data: dict[str, Any]) -> Task:
+    def from_dict(data: dict[str, Any], file: str = "") -> Task:
+        """From `to_input()`'s compact form or the full `asdict` form (runs started before it)."""
         values = dict(data)
-        values["tasks"] = [Task.from_dict(child) for child in values.get("tasks", [])]
-        if values.get("location") is not None:
-            values["location"] = Location(**values["location"])
+        values["tasks"] = [Task.from_dict(child, file) for child in values.get("tasks", [])]
+        location = values.get("location")
+        if isinstance(location, dict):
+            values["location"] = Location(**location)
+        elif isinstance(location, list):
+            values["location"] = Location(file, *location)
         return Task(**values)
+
+
+_TASK_DEFAULTS: dict[str, Any] = {
+    "properties": {}, "description": None, "disabled": False, "run_if": None, "allow_failure": False,
+    "allow_warning": False, "timeout_s": None, "worker_group": None,
+}
+"""Task fields (besides id, type, tasks, location) and the values `to_input` leaves out."""
 
 
 @dataclass
@@ -93,10 +118,16 @@ class Flow:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def to_input(self) -> dict[str, Any]:
+        """The workflow input: like `to_dict`, with each task in its compact form."""
+        data = {key: value for key, value in self.to_dict().items() if key != "tasks"}
+        data["tasks"] = [task.to_input() for task in self.tasks]
+        return data
+
     @staticmethod
     def from_dict(data: dict[str, Any]) -> Flow:
         values = dict(data)
-        values["tasks"] = [Task.from_dict(task) for task in values.get("tasks", [])]
+        values["tasks"] = [Task.from_dict(task, values.get("source_file", "")) for task in values.get("tasks", [])]
         return Flow(**values)
 
     def digest(self) -> str:

@@ -17,14 +17,16 @@ from activities.api import COMMANDS_ACTIVITY, CommandsRequest, CommandsResult
 from temporal_flows.metadata import DEFAULT_TASK_TIMEOUT, HEARTBEAT_TIMEOUT
 from temporal_flows.model import Task
 
-RE_DISPATCH_POLICY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=0,
-)
-"""Temporal retries only what the task did not decide: a dead worker (heartbeat or start-to-close
-timeout). A task's own failure is raised non-retryable by the activity (SPEC §3.3, §7)."""
+def redispatch_policy(redispatch_limit: int) -> RetryPolicy:
+    """Temporal retries only what the task did not decide: a lost worker (heartbeat or
+    start-to-close timeout), at most `redispatch_limit` times. Everything else is raised
+    non-retryable by the activity (SPEC §3.3, §7)."""
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=10),
+        maximum_attempts=redispatch_limit + 1,
+    )
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ RUNNABLES: dict[str, RunnableType] = {
 }
 
 
-def activity_options(task: Task, summary: str) -> dict[str, Any]:
+def activity_options(task: Task, summary: str, redispatch_limit: int) -> dict[str, Any]:
     """Options for `workflow.execute_activity` of a runnable task."""
     timeout = DEFAULT_TASK_TIMEOUT
     if task.timeout_s is not None:
@@ -90,7 +92,7 @@ def activity_options(task: Task, summary: str) -> dict[str, Any]:
         "task_queue": task.worker_group,
         "start_to_close_timeout": timeout,
         "heartbeat_timeout": HEARTBEAT_TIMEOUT,
-        "retry_policy": RE_DISPATCH_POLICY,
+        "retry_policy": redispatch_policy(redispatch_limit),
         "cancellation_type": ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         "summary": summary,
     }

@@ -8,26 +8,54 @@ from __future__ import annotations
 import uuid
 from typing import Any, Callable
 
+import logging
+
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError, TimeoutError
+from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import RPCError
 
 from temporal_flows.loader import LoadedFlow
-from temporal_flows.metadata import search_attribute_keys
-from temporal_flows.workflow import FLOW_FAILED_ERROR, SNAPSHOT_QUERY, FlowWorkflow, RunRequest
+from temporal_flows.metadata import LEDGER_ACTIVITY, search_attribute_keys
+from temporal_flows.workflow import FLOW_FAILED_ERROR, SUMMARY_QUERY, TASK_RUNS_QUERY, FlowWorkflow, RunRequest
+
+LEDGER_HISTORY_PAGE = 200
+"""Events per page when reading a finished run's history backwards for its recorded ledger."""
 
 
 class TemporalUnreachable(Exception):
     """No Temporal server answered at the address (exit code 3)."""
 
 
+_runtime_configured = False
+
+
+def configure_runtime() -> None:
+    """Send the SDK core's own logs (e.g. payload-size warnings) to Python logging, i.e. stderr or
+    the worker's log file, never stdout: `tflow run --json` prints one JSON object and nothing else."""
+    global _runtime_configured
+    if _runtime_configured:
+        return
+    logging_config = LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+    )
+    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=logging_config)), error_if_already_set=False)
+    _runtime_configured = True
+
+
 async def connect(address: str, namespace: str) -> Client:
+    configure_runtime()
     try:
         return await Client.connect(address, namespace=namespace)
     except Exception as error:  # noqa: BLE001 - the SDK raises several kinds for an absent server
@@ -39,6 +67,12 @@ async def connect(address: str, namespace: str) -> Client:
 
 def new_run_id(flow_id: str) -> str:
     return f"{flow_id}-{uuid.uuid4().hex[:12]}"
+
+
+def run_request(loaded: LoadedFlow, max_workers: int | None = None, **limits: int) -> RunRequest:
+    """The workflow input (validation has checked that the flow fits in one Temporal payload)."""
+    flow = loaded.flow
+    return RunRequest(flow=flow.to_input(), flow_hash=flow.digest(), max_workers=max_workers, **limits)
 
 
 def static_summary(loaded: LoadedFlow) -> str:
@@ -55,10 +89,11 @@ async def start_run(
     run_id: str | None = None,
     max_workers: int | None = None,
     warn: Callable[[str], None] = lambda message: None,
+    **limits: int,
 ) -> WorkflowHandle[Any, Any]:
     """Start one execution of the interpreter workflow with the normalized flow as its input."""
+    request = run_request(loaded, max_workers=max_workers, **limits)
     flow = loaded.flow
-    request = RunRequest(flow=flow.to_dict(), flow_hash=flow.digest(), max_workers=max_workers)
     flow_id_key, namespace_key = search_attribute_keys()
     options: dict[str, Any] = {
         "id": run_id or new_run_id(flow.id),
@@ -82,38 +117,115 @@ async def start_run(
         return await client.start_workflow(FlowWorkflow.run, request, **options)
 
 
-async def snapshot(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
-    """The run's ledger and state from the workflow (live or, by replay on a worker, finished)."""
-    return await handle.query(SNAPSHOT_QUERY)
+async def summary(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
+    """The run's state without its task runs, from the live workflow."""
+    return await handle.query(SUMMARY_QUERY)
+
+
+async def live_task_runs(handle: WorkflowHandle[Any, Any]) -> list[dict[str, Any]]:
+    """Every task run, page by page through the `task_runs` query (a closed run is replayed)."""
+    task_runs: list[dict[str, Any]] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = await handle.query(TASK_RUNS_QUERY, offset)
+        task_runs.extend(page["task_runs"])
+        offset = page["next_offset"]
+    return task_runs
+
+
+async def live_result(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
+    """The SPEC §6 object of a running run: its summary plus every task run so far."""
+    result = await summary(handle)
+    return {**result, "task_runs": await live_task_runs(handle)}
+
+
+async def recorded_task_runs(handle: WorkflowHandle[Any, Any]) -> list[dict[str, Any]] | None:
+    """A finished run's ledger from the pages it recorded at the end of its history (read
+    backwards, so only its tail is fetched); None if it recorded none (older run, terminated)."""
+    client = handle._client  # noqa: SLF001 - the handle's own client and data converter
+    request = GetWorkflowExecutionHistoryReverseRequest(
+        namespace=client.namespace,
+        execution=WorkflowExecution(workflow_id=handle.id, run_id=handle.result_run_id or ""),
+        maximum_page_size=LEDGER_HISTORY_PAGE,
+    )
+    pages: dict[int, dict[str, Any]] = {}
+    total: int | None = None
+    while True:
+        response = await client.workflow_service.get_workflow_execution_history_reverse(request)
+        for event in response.history.events:
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED and pages and total is not None:
+                break
+            if event.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                continue
+            attributes = event.activity_task_scheduled_event_attributes
+            if attributes.activity_type.name != LEDGER_ACTIVITY:
+                continue
+            [page] = await client.data_converter.decode(attributes.input.payloads, [dict])
+            pages[page["offset"]] = page
+            total = page["total"]
+        if _complete(pages, total) or not response.next_page_token:
+            break
+        request.next_page_token = response.next_page_token
+    if not _complete(pages, total):
+        return None
+    return [task_run for offset in sorted(pages) for task_run in pages[offset]["task_runs"]]
+
+
+def _complete(pages: dict[int, dict[str, Any]], total: int | None) -> bool:
+    return total is not None and sum(len(page["task_runs"]) for page in pages.values()) == total
 
 
 async def wait_result(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
-    """Wait for the run to end and return its SPEC §6 result, whatever the final state."""
+    """Wait for the run to end and return its SPEC §6 object, whatever the final state."""
     try:
-        return await handle.result()
+        result = await handle.result()
     except WorkflowFailureError as failure:
         cause = failure.cause
         if isinstance(cause, ApplicationError) and cause.type == FLOW_FAILED_ERROR and cause.details:
-            return cause.details[0]
-        if isinstance(cause, CancelledError):
-            return await _closed_snapshot(handle, "CANCELLED", {"type": "Cancelled", "message": "the run was cancelled"})
-        return await _closed_snapshot(handle, "FAILED", {"type": type(cause).__name__, "message": str(cause or failure)})
+            result = cause.details[0]
+        elif isinstance(cause, CancelledError):
+            return await _closed_result(handle, "CANCELLED", {"type": "Cancelled", "message": "the run was cancelled"})
+        else:
+            return await _closed_result(handle, "FAILED", temporal_error(cause or failure))
+    if "task_runs" not in result:  # runs started before the ledger was kept in the history return it whole
+        result["task_runs"] = await _finished_task_runs(handle)
+    result.pop("task_run_count", None)
+    return result
+
+
+async def _finished_task_runs(handle: WorkflowHandle[Any, Any]) -> list[dict[str, Any]]:
+    recorded = await recorded_task_runs(handle)
+    if recorded is not None:
+        return recorded
+    try:
+        return await live_task_runs(handle)  # a replay on a worker, if one answers
+    except (RPCError, WorkflowQueryFailedError):
+        return []
+
+
+def temporal_error(error: BaseException) -> dict[str, Any]:
+    """What Temporal did to a run, said as what it is (not an "internal error")."""
+    if isinstance(error, TerminatedError):
+        return {"type": "Terminated", "message": f"the server terminated the run: {error.message or 'no reason given'}"}
+    if isinstance(error, TimeoutError):
+        return {"type": "Timeout", "message": f"the run timed out ({error.type.name if error.type else 'timeout'})"}
+    return {"type": type(error).__name__, "message": str(error)}
 
 
 async def read_result(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
     """The run's state now: the live ledger while it runs, its result once it ended."""
     description = await handle.describe()
     if description.status == WorkflowExecutionStatus.RUNNING:
-        return await snapshot(handle)
+        return await live_result(handle)
     return await wait_result(handle)
 
 
-async def _closed_snapshot(handle: WorkflowHandle[Any, Any], state: str, error: dict[str, Any]) -> dict[str, Any]:
-    """A closed run without a result payload (cancelled, terminated): replay its ledger if a
-    worker answers, else report what the server knows."""
+async def _closed_result(handle: WorkflowHandle[Any, Any], state: str, error: dict[str, Any]) -> dict[str, Any]:
+    """A closed run without a summary (cancelled, terminated, timed out): its recorded ledger, or a
+    replay if a worker answers, else what the server knows."""
     try:
-        result = await snapshot(handle)
-    except RPCError:
+        result = await summary(handle)
+    except (RPCError, WorkflowQueryFailedError):
         description = await handle.describe()
         result = {
             "run_id": handle.id,
@@ -123,8 +235,9 @@ async def _closed_snapshot(handle: WorkflowHandle[Any, Any], state: str, error: 
             "duration_s": None,
             "outputs": {},
             "ui_url": None,
-            "task_runs": [],
         }
+    result.pop("task_run_count", None)
+    result["task_runs"] = await _finished_task_runs(handle)
     result["state"] = state
     result["error"] = result.get("error") or {**error, "task_id": None}
     return result

@@ -5,9 +5,12 @@ Shape and type checks happen while normalizing (they need the YAML); these need 
 
 from __future__ import annotations
 
+import json
+
 from temporal_flows.dialects.tasklist import did_you_mean
-from temporal_flows.expressions import ExpressionError, analyze, template_strings
+from temporal_flows.expressions import NON_DETERMINISTIC_GLOBALS, ExpressionError, analyze, template_strings
 from temporal_flows.loader import LoadedFlow
+from temporal_flows.metadata import PAYLOAD_LIMIT_BYTES
 from temporal_flows.model import Location, Task
 from temporal_flows.problems import Problem
 
@@ -25,7 +28,22 @@ def validate(loaded: LoadedFlow) -> list[Problem]:
     known_ids = sorted(first_seen)
     for task in flow.all_tasks():
         problems.extend(_check_templates(task, loaded, known_ids))
+    problems.extend(_check_size(loaded))
     return problems
+
+
+def _check_size(loaded: LoadedFlow) -> list[Problem]:
+    """The normalized flow is the workflow's input: Temporal refuses a payload over its limit."""
+    flow = loaded.flow
+    size = len(json.dumps(flow.to_input(), separators=(",", ":"), default=str).encode())
+    if size <= PAYLOAD_LIMIT_BYTES:
+        return []
+    message = (
+        f"the flow is too big to run: normalized it takes {size:,} bytes, over Temporal's "
+        f"{PAYLOAD_LIMIT_BYTES:,}-byte limit for a workflow input ({len(flow.all_tasks()):,} tasks); "
+        "split it into smaller flows"
+    )
+    return [Problem(flow.source_file, 1, 1, message)]
 
 
 def _check_templates(task: Task, loaded: LoadedFlow, known_ids: list[str]) -> list[Problem]:
@@ -48,7 +66,8 @@ def _check_templates(task: Task, loaded: LoadedFlow, known_ids: list[str]) -> li
             if task.id in referenced:
                 problems.append(_at(location, loaded.flow.source_file, f"task `{task.id}`, `{prop}`: a task cannot use its own outputs"))
             for name in sorted(unknown):
-                problems.append(_at(location, loaded.flow.source_file, f"task `{task.id}`, `{prop}`: unknown variable `{name}` in `{template.strip()}`"))
+                why = " (not deterministic, so not available in flows)" if name in NON_DETERMINISTIC_GLOBALS else ""
+                problems.append(_at(location, loaded.flow.source_file, f"task `{task.id}`, `{prop}`: unknown variable `{name}`{why} in `{template.strip()}`"))
     return problems
 
 

@@ -12,7 +12,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from temporal_flows.metadata import CANCEL_GRACE
+from temporal_flows.metadata import CANCEL_GRACE, HEARTBEAT_THROTTLE
 from temporal_flows.workflow import FlowWorkflow
 
 SANDBOX_PASSTHROUGH = ("jinja2", "markupsafe", "activities.api")
@@ -25,8 +25,9 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 def all_activities() -> list[Any]:
     from activities.commands import run_commands
+    from activities.ledger import record_ledger_page
 
-    return [run_commands]
+    return [run_commands, record_ledger_page]
 
 
 def create_worker(
@@ -48,4 +49,6 @@ def create_worker(
         workflow_runner=workflow_runner(),
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=max(timedelta(seconds=graceful_shutdown_s), CANCEL_GRACE),
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )

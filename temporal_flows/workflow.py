@@ -1,27 +1,39 @@
 """FlowWorkflow: the one generic Temporal workflow that interprets a normalized flow.
 
-It wires the interpreter, the scheduler and the ledger, and answers the `snapshot` query with the
+It wires the interpreter, the scheduler and the ledger, and answers the `summary` and `task_runs` queries with the
 run's live state. The flow definition is the workflow input, so a run never sees later edits.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
-from temporal_flows.interpreter import Interpreter
-from temporal_flows.ledger import Ledger, State, timestamp
-from temporal_flows.metadata import WORKFLOW_TYPE
+from temporal_flows.interpreter import Interpreter, RunLimits
+from temporal_flows.ledger import Ledger, LedgerPage, State, timestamp
+from temporal_flows.metadata import (
+    DEFAULT_MAX_PENDING_TASKS,
+    DEFAULT_REDISPATCH_LIMIT,
+    LEDGER_ACTIVITY,
+    LEDGER_PAGE_BYTES,
+    WORKFLOW_TYPE,
+)
 from temporal_flows.model import Flow
 
-SNAPSHOT_QUERY = "snapshot"
+SUMMARY_QUERY = "summary"
+"""The run's state without its task runs: bounded whatever the flow's size."""
+TASK_RUNS_QUERY = "task_runs"
+"""One page of the ledger from an offset (`LedgerPage` as a dict)."""
 FLOW_FAILED_ERROR = "FlowFailed"
-"""Error type of a run that ended FAILED; its first detail is the run's result object (SPEC §6)."""
+"""Error type of a run that ended FAILED; its first detail is the run's summary (as the result)."""
+PATCH_LEDGER_IN_HISTORY = "ledger-in-history"
+"""Before it, the result was the whole ledger and nothing was recorded at the end."""
 
 
 @dataclass
@@ -32,10 +44,17 @@ class RunRequest:
     flow_hash: str = ""
     max_workers: int | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
+    max_pending_tasks: int = DEFAULT_MAX_PENDING_TASKS
+    redispatch_limit: int = DEFAULT_REDISPATCH_LIMIT
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
 class FlowWorkflow:
+    """The result (and a failure's details) is the run's bounded summary; the task runs are read
+    in pages: live through the `task_runs` query, and once the run has ended from the copy it
+    keeps in its own history (one `tflow.ledger` activity per page), so reading a finished run
+    replays nothing."""
+
     def __init__(self) -> None:
         self._ledger = Ledger(now=workflow.now, new_id=lambda: workflow.uuid4().hex[:16])
         self._flow: Flow | None = None
@@ -47,14 +66,18 @@ class FlowWorkflow:
     async def run(self, request: RunRequest) -> dict[str, Any]:
         self._flow = Flow.from_dict(request.flow)
         info = workflow.info()
-        interpreter = Interpreter(self._flow, info.workflow_id, info.start_time, request.max_workers, self._ledger)
+        limits = RunLimits(request.max_workers or 0, request.max_pending_tasks, request.redispatch_limit)
+        interpreter = Interpreter(self._flow, info.workflow_id, info.start_time, limits, self._ledger)
         try:
             outcome = await interpreter.run_flow()
         except (asyncio.CancelledError, CancelledError):
             self._finish(State.CANCELLED, {"type": "Cancelled", "message": "the run was cancelled", "task_id": None})
+            await self._record_ledger()
             raise
         self._finish(outcome.state, outcome.error)
-        result = self.snapshot()
+        if not await self._record_ledger():
+            return self._legacy_result()
+        result = self.summary()
         if outcome.state is State.FAILED:
             message = (outcome.error or {}).get("message", "a task failed")
             task_id = (outcome.error or {}).get("task_id")
@@ -71,9 +94,44 @@ class FlowWorkflow:
         self._error = error
         self._ended = workflow.now()
 
-    @workflow.query(name=SNAPSHOT_QUERY)
-    def snapshot(self) -> dict[str, Any]:
-        """The run as SPEC §6 describes it; `state` is RUNNING until the run ends."""
+    async def _record_ledger(self) -> bool:
+        """Keep the final ledger in the run's history, page by page, where clients read it without a
+        replay. False for a run that started before this existed (it returns the whole ledger)."""
+        if not workflow.patched(PATCH_LEDGER_IN_HISTORY):
+            return False
+        pages = self._ledger.pages(LEDGER_PAGE_BYTES)
+        records = [
+            workflow.execute_activity(
+                LEDGER_ACTIVITY,
+                asdict(page),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary=f"ledger {index + 1}/{len(pages)}",
+            )
+            for index, page in enumerate(pages)
+        ]
+        try:
+            await asyncio.gather(*records)
+        except ActivityError:
+            workflow.logger.warning("could not record the ledger in the history; reading this run will replay it")
+        return True
+
+    def _legacy_result(self) -> dict[str, Any]:
+        """What runs started before PATCH_LEDGER_IN_HISTORY returned: the summary plus every task run."""
+        if self._state is State.FAILED:
+            message = (self._error or {}).get("message", "a task failed")
+            task_id = (self._error or {}).get("task_id")
+            raise ApplicationError(
+                f"task `{task_id}` failed: {message}" if task_id else message,
+                {**self.summary(), "task_runs": self._ledger.to_list()},
+                type=FLOW_FAILED_ERROR,
+                non_retryable=True,
+            )
+        return {**self.summary(), "task_runs": self._ledger.to_list()}
+
+    @workflow.query(name=SUMMARY_QUERY)
+    def summary(self) -> dict[str, Any]:
+        """The run as SPEC §6 describes it without `task_runs`; `state` is RUNNING until it ends."""
         info = workflow.info()
         flow = self._flow
         duration = ((self._ended or workflow.now()) - info.start_time).total_seconds()
@@ -87,5 +145,11 @@ class FlowWorkflow:
             "outputs": {},
             "error": self._error,
             "ui_url": None,
-            "task_runs": self._ledger.to_list(),
+            "task_run_count": len(self._ledger.task_runs),
         }
+
+    @workflow.query(name=TASK_RUNS_QUERY)
+    def task_runs(self, offset: int = 0) -> dict[str, Any]:
+        """The task runs from `offset` in creation order, one bounded page (see `next_offset`)."""
+        page: LedgerPage = self._ledger.page(offset, LEDGER_PAGE_BYTES)
+        return asdict(page)

@@ -50,7 +50,8 @@ async def test_history_reads_like_the_flow(client: Client, worker: str):
     async for event in handle.fetch_history_events():
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             summaries.append(json.loads(event.user_metadata.summary.data))
-    assert sorted(summaries) == ["t1", "t2", "t3", "t4", "t5", "t6"]
+    # Every task reads as its id; the run ends by keeping its ledger in the history (one page here).
+    assert sorted(summaries) == ["ledger 1/1", "t1", "t2", "t3", "t4", "t5", "t6"]
 
     description = await handle.describe()
     assert await description.static_summary() == "company.team.sequential: " + loaded.flow.description.strip()
