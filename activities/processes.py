@@ -63,27 +63,37 @@ LineCallback = Callable[[str], "bool | None"]
 and keeps the line out of the tail."""
 
 
-@functools.cache
-def pdeathsig_prefix(sig: str) -> tuple[str, ...]:
-    """`setpriv --pdeathsig SIG --`, or () (with one warning) where setpriv cannot do that.
+SETPRIV_FALLBACKS = ("/usr/bin/setpriv", "/bin/setpriv")
+"""Where to look for setpriv when it is not on PATH."""
 
-    `sig` is a signal name without SIG (`HUP`, `KILL`). The death signal fires when the *thread*
-    that spawned the process exits, so spawn only from a long-lived thread (the event loop's).
-    """
+
+@functools.cache
+def setpriv_path() -> str | None:
+    """util-linux setpriv if it can set a death signal, else None (and one warning, ever)."""
     setpriv = shutil.which("setpriv") or next(
-        (path for path in ("/usr/bin/setpriv", "/bin/setpriv") if os.access(path, os.X_OK)), None)
+        (path for path in SETPRIV_FALLBACKS if os.access(path, os.X_OK)), None)
     if setpriv is not None:
         try:  # util-linux before 2.33 has no --pdeathsig
-            probe = subprocess.run([setpriv, "--pdeathsig", sig, "--", "/bin/sh", "-c", ":"],
+            probe = subprocess.run([setpriv, "--pdeathsig", "HUP", "--", "/bin/sh", "-c", ":"],
                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, timeout=10, check=False)
             if probe.returncode == 0:
-                return (setpriv, "--pdeathsig", sig, "--")
+                return setpriv
         except (OSError, subprocess.SubprocessError):
             pass
     log.warning("util-linux `setpriv --pdeathsig` is not available: child processes (tasks, the dev "
                 "server) will NOT die if this process is killed with SIGKILL; install util-linux")
-    return ()
+    return None
+
+
+def pdeathsig_prefix(sig: str) -> tuple[str, ...]:
+    """`setpriv --pdeathsig SIG --`, or () where setpriv cannot do that (see setpriv_path).
+
+    `sig` is a signal name without SIG (`HUP`, `KILL`). The death signal fires when the *thread*
+    that spawned the process exits, so spawn only from a long-lived thread (the event loop's).
+    """
+    setpriv = setpriv_path()
+    return (setpriv, "--pdeathsig", sig, "--") if setpriv is not None else ()
 
 
 def die_with_parent_command(argv: Sequence[str], sig: str = "KILL") -> list[str]:
