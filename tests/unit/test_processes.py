@@ -97,6 +97,25 @@ async def test_env_cwd_and_heartbeats(tmp_path: Path) -> None:
     assert len(beats) >= 4
 
 
+async def test_first_heartbeat_comes_after_heartbeat_every() -> None:
+    beats: list[float] = []
+    assert (await run_supervised(sh("true"), heartbeat=lambda: beats.append(0), heartbeat_every=0.5)).exit_code == 0
+    assert beats == [], "a short task sends no heartbeat"
+    started = time.monotonic()
+    await run_supervised(sh("sleep 0.65"), heartbeat=lambda: beats.append(time.monotonic() - started),
+                         heartbeat_every=0.2)
+    assert len(beats) == 3
+    assert beats[0] >= 0.19
+
+
+async def test_lines_split_across_chunks_and_long_lines() -> None:
+    out: list[str] = []
+    script = ("printf 'a'; sleep 0.05; printf 'b\\nc'; sleep 0.05; printf 'd\\n\\ne\\n'; "
+              "printf 'caf\\303'; sleep 0.05; printf '\\251\\n'")
+    await run_supervised(sh(script), on_stdout=out.append)
+    assert out == ["ab", "cd", "", "e", "caf\u00e9"]
+
+
 async def test_runs_in_its_own_process_group(tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
     await run_supervised(sh(f'echo "$PPID $$ $(cut -d" " -f5 /proc/$$/stat)" > {pidfile}'))
@@ -196,3 +215,15 @@ def test_nothing_survives_a_sigkilled_worker(tmp_path: Path) -> None:
         if parent.poll() is None:
             parent.kill()
             parent.wait()
+
+
+def test_a_line_longer_than_the_limit_is_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    import activities.processes as processes
+
+    monkeypatch.setattr(processes, "MAX_LINE_BYTES", 10)
+    lines: list[str] = []
+    splitter = processes._LineSplitter(lines.append, [])
+    for chunk in [b"0123456", b"789abc", b"de\nxy", b"z\n"]:
+        splitter.feed(chunk)
+    splitter.flush()
+    assert lines == ["0123456789abc", "de", "xyz"]
