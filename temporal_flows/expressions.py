@@ -104,11 +104,11 @@ def analyze(template: str) -> tuple[set[str], set[str]]:
         tree = env.parse(normalize(template))
     except TemplateSyntaxError as error:
         raise ExpressionError(f"invalid expression `{template.strip()}`: {error.message}") from None
+    _check_filters_and_tests(tree, template)
     unknown = {
         name for name in meta.find_undeclared_variables(tree)
         if name not in CONTEXT_ROOTS and name not in env.globals
     }
-    _check_filters_and_tests(tree, template)
     return _referenced_task_ids(tree), unknown
 
 

@@ -41,6 +41,16 @@ def duration(task_run: dict[str, Any]) -> float:
     return (parse(task_run["ended_at"]) - parse(task_run["started_at"])).total_seconds()
 
 
+def peak_concurrency(log: Path) -> int:
+    """Most tasks running at once, from lines `start <epoch>` / `end <epoch>` the tasks wrote."""
+    events = sorted((float(line.split()[1]), 1 if line.startswith("start") else -1) for line in log.read_text().splitlines())
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    return peak
+
+
 def pid_alive(pid: int) -> bool:
     """True while `pid` exists and is not a zombie."""
     try:

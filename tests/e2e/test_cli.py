@@ -484,3 +484,23 @@ def test_detach_without_address_is_a_usage_error():
     assert_no_traceback(proc)
     assert "--detach" in proc.stderr and "--address" in proc.stderr, explain(proc)
     assert proc.stdout.strip() == "", explain(proc)
+
+
+def test_json_stays_one_object_past_the_payload_warning_and_status_needs_no_worker(temporal_address: str, task_queue: str, tmp_path: Path):
+    # ~600 KB of flow input: over the SDK's 512 KiB payload warning, which must not reach stdout.
+    command = "true " + "x" * 7_000
+    tasks = "".join(f"\n  - {{id: t{index}, type: commands, commands: [\"{command}\"]}}" for index in range(85))
+    flow = tmp_path / "wide.yaml"
+    flow.write_text(f"id: wide\nnamespace: tests.e2e\ntasks:\n  - id: group\n    type: parallel\n    concurrent: 20\n    tasks:{tasks.replace(chr(10), chr(10) + '    ')}\n")
+    with worker_process(temporal_address, task_queue, tmp_path / "worker.log"):
+        proc = run_cli("run", str(flow), "--address", temporal_address, "--task-queue", task_queue, "--json", timeout=120)
+    assert proc.returncode == 0, explain(proc)
+    assert_no_traceback(proc)
+    result = json_out(proc)
+    assert result["state"] == "SUCCESS" and len(result["task_runs"]) == 86
+    assert "payload" in proc.stderr.lower(), "the SDK's size warning is expected on stderr"
+    # No worker polls the queue now: a finished run is read from its history, not replayed.
+    started = time.monotonic()
+    status = status_json(temporal_address, result["run_id"])
+    assert time.monotonic() - started < 10
+    assert [run["id"] for run in status["task_runs"]] == [run["id"] for run in result["task_runs"]]

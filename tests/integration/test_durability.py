@@ -114,3 +114,32 @@ async def test_server_restart_on_same_sqlite_file_mid_run(tmp_path: Path, task_q
     assert len(_lines(log, "first")) == 1
     assert len(_lines(log, "last")) == 1
     assert len(_lines(log, "slow-done")) >= 1
+
+
+async def test_a_task_whose_worker_is_lost_past_the_redispatch_limit_fails_saying_so(
+    client: Client, temporal_address: str, task_queue: str, tmp_path: Path
+):
+    log, pid_file = tmp_path / "events.log", tmp_path / "sleep.pid"
+    flow = write_flow(tmp_path, FLOW.format(log=log, pid_file=pid_file, sleep=30))
+    handle = await start_run(client, load_flow(flow), task_queue=task_queue, redispatch_limit=0)
+    first_worker = _start_worker(temporal_address, task_queue, tmp_path / "worker1.log")
+    try:
+        assert await asyncio.to_thread(wait_until, lambda: pid_file.exists() and pid_file.read_text().strip(), 30)
+        first_worker.send_signal(signal.SIGKILL)
+        first_worker.wait(5)
+    finally:
+        if first_worker.poll() is None:
+            first_worker.kill()
+    second_worker = _start_worker(temporal_address, task_queue, tmp_path / "worker2.log")
+    try:
+        result = await asyncio.wait_for(wait_result(handle), timeout=HEARTBEAT_TIMEOUT.total_seconds() + 20)
+    finally:
+        second_worker.send_signal(signal.SIGTERM)
+        second_worker.wait(15)
+    slow = task_run(result, "slow")
+    assert result["state"] == "FAILED"
+    assert slow["state"] == "FAILED"
+    assert slow["error"]["type"] == "WorkerLost"
+    assert "worker was lost 1 time" in slow["error"]["message"]
+    assert len(_lines(log, "slow-start")) == 1, "with a limit of 0 the task must not be re-dispatched"
+    assert "last" not in [run["task_id"] for run in result["task_runs"]]

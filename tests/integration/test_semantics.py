@@ -9,7 +9,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from tests.support import duration, pid_alive, run_flow, task_run, wait_until, write_flow
+from tests.support import duration, peak_concurrency, pid_alive, run_flow, task_run, wait_until, write_flow
 
 
 async def test_fail_fast_cancels_running_siblings_and_kills_their_processes(client: Client, worker: str, tmp_path: Path):
@@ -125,12 +125,7 @@ async def test_concurrency_limit_is_respected(client: Client, worker: str, tmp_p
         """)
     result = await run_flow(client, flow, worker)
     assert result["state"] == "SUCCESS"
-    events = sorted((float(line.split()[1]), 1 if line.startswith("start") else -1) for line in log.read_text().splitlines())
-    running = peak = 0
-    for _, delta in events:
-        running += delta
-        peak = max(peak, running)
-    assert peak == 2
+    assert peak_concurrency(log) == 2
 
 
 async def test_run_max_workers_caps_every_group(client: Client, worker: str, tmp_path: Path):

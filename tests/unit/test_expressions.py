@@ -4,6 +4,8 @@ import pytest
 
 from temporal_flows.durations import parse_duration
 from temporal_flows.expressions import ExpressionError, analyze, render, render_string
+from temporal_flows.loader import load_flow_text
+from temporal_flows.problems import FlowError
 
 
 def test_renders_kestra_and_go_template_forms():
@@ -46,3 +48,33 @@ def test_durations(text, seconds):
 def test_bad_durations(text):
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("template", ["{{ [1, 2, 3] | random }}", "{{ lipsum(1) }}"])
+def test_non_deterministic_template_features_are_gone(template: str):
+    # A replay must render what the run rendered: no randomness in templates.
+    with pytest.raises(ExpressionError):
+        render_string(template, {})
+
+
+def test_random_filter_is_refused_at_validation():
+    with pytest.raises(ExpressionError) as raised:
+        analyze("{{ [1, 2] | random }}")
+    assert "unknown filter `random` (not deterministic" in str(raised.value)
+
+
+def test_lipsum_is_refused_at_validation_saying_why():
+    problems = _problems_of("{{ lipsum(2) }}")
+    assert problems == ["flow.yaml:5:13: task `t`, `format`: unknown variable `lipsum` (not deterministic, so not available in flows) in `{{ lipsum(2) }}`"]
+
+
+def test_unknown_filter_is_a_validation_problem_with_its_location():
+    problems = _problems_of("{{ x | no_such_filter }}")
+    assert len(problems) == 1 and problems[0].startswith("flow.yaml:5:13:") and "unknown filter `no_such_filter`" in problems[0]
+
+
+def _problems_of(format_template: str) -> list[str]:
+    text = f"id: f\nnamespace: tests\ntasks:\n  - id: t\n    format: \"{format_template}\"\n    type: return\n"
+    with pytest.raises(FlowError) as raised:
+        load_flow_text(text, "flow.yaml")
+    return [str(problem) for problem in raised.value.problems]
