@@ -27,9 +27,10 @@ run: temporal
 test: temporal
 	$(BIN)/python -m pytest
 
-# Re-record the workflow histories the replay tests check (after an intended interpreter change).
+# Record a new generation of the histories the replay tests check (after an intended, patched
+# interpreter change): make record-histories LABEL=v3. Older generations are kept and keep replaying.
 record-histories: temporal
-	$(BIN)/python -m tests.histories.record
+	$(BIN)/python -m tests.histories.record $(LABEL)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
