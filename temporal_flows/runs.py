@@ -140,8 +140,14 @@ async def live_result(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
 
 
 async def recorded_task_runs(handle: WorkflowHandle[Any, Any]) -> list[dict[str, Any]] | None:
-    """A finished run's ledger from the pages it recorded at the end of its history (read
-    backwards, so only its tail is fetched); None if it recorded none (older run, terminated)."""
+    """A finished run's ledger from the pages it recorded at the end of its history; None if it
+    recorded none (an older run, or one the server terminated)."""
+    return (await recorded_run(handle))[1]
+
+
+async def recorded_run(handle: WorkflowHandle[Any, Any]) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
+    """(summary, task runs) of a finished run as it recorded them at the end of its history, read
+    backwards so only the tail is fetched; (None, None) where it recorded nothing."""
     client = handle._client  # noqa: SLF001 - the handle's own client and data converter
     request = GetWorkflowExecutionHistoryReverseRequest(
         namespace=client.namespace,
@@ -150,25 +156,22 @@ async def recorded_task_runs(handle: WorkflowHandle[Any, Any]) -> list[dict[str,
     )
     pages: dict[int, dict[str, Any]] = {}
     total: int | None = None
-    while True:
+    while not _complete(pages, total):
         response = await client.workflow_service.get_workflow_execution_history_reverse(request)
         for event in response.history.events:
-            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED and pages and total is not None:
-                break
-            if event.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-                continue
             attributes = event.activity_task_scheduled_event_attributes
-            if attributes.activity_type.name != LEDGER_ACTIVITY:
+            if event.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED or attributes.activity_type.name != LEDGER_ACTIVITY:
                 continue
             [page] = await client.data_converter.decode(attributes.input.payloads, [dict])
             pages[page["offset"]] = page
             total = page["total"]
-        if _complete(pages, total) or not response.next_page_token:
+        if not response.next_page_token:
             break
         request.next_page_token = response.next_page_token
     if not _complete(pages, total):
-        return None
-    return [task_run for offset in sorted(pages) for task_run in pages[offset]["task_runs"]]
+        return None, None
+    task_runs = [task_run for offset in sorted(pages) for task_run in pages[offset]["task_runs"]]
+    return pages[0].get("summary"), task_runs
 
 
 def _complete(pages: dict[int, dict[str, Any]], total: int | None) -> bool:
@@ -221,8 +224,12 @@ async def read_result(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
 
 
 async def _closed_result(handle: WorkflowHandle[Any, Any], state: str, error: dict[str, Any]) -> dict[str, Any]:
-    """A closed run without a summary (cancelled, terminated, timed out): its recorded ledger, or a
-    replay if a worker answers, else what the server knows."""
+    """A closed run without a result (cancelled, terminated, timed out): what it recorded at its
+    end, or a replay if a worker answers, else what the server knows."""
+    recorded_summary, recorded = await recorded_run(handle)
+    if recorded_summary is not None and recorded is not None:
+        recorded_summary.pop("task_run_count", None)
+        return {**recorded_summary, "task_runs": recorded}
     try:
         result = await summary(handle)
     except (RPCError, WorkflowQueryFailedError):

@@ -95,15 +95,16 @@ class FlowWorkflow:
         self._ended = workflow.now()
 
     async def _record_ledger(self) -> bool:
-        """Keep the final ledger in the run's history, page by page, where clients read it without a
-        replay. False for a run that started before this existed (it returns the whole ledger)."""
+        """Keep the final ledger in the run's history, page by page (the first also carries the
+        summary, which a cancelled run has no result for), where clients read it without a replay.
+        False for a run that started before this existed (it returns the whole ledger)."""
         if not workflow.patched(PATCH_LEDGER_IN_HISTORY):
             return False
         pages = self._ledger.pages(LEDGER_PAGE_BYTES)
         records = [
             workflow.execute_activity(
                 LEDGER_ACTIVITY,
-                asdict(page),
+                {**asdict(page), "summary": self.summary()} if index == 0 else asdict(page),
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(maximum_attempts=3),
                 summary=f"ledger {index + 1}/{len(pages)}",

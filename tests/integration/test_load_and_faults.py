@@ -13,7 +13,7 @@ from temporalio.client import Client
 
 from temporal_flows.loader import load_flow
 from temporal_flows.metadata import LEDGER_PAGE_BYTES
-from temporal_flows.runs import live_task_runs, recorded_task_runs, start_run, wait_result
+from temporal_flows.runs import live_task_runs, recorded_run, recorded_task_runs, start_run, wait_result
 from tests.support import duration, peak_concurrency, pid_alive, run_flow, task_run, wait_until, write_flow
 
 SPAN = 'echo start $(date +%s.%N) >> {log}; sleep {seconds}; echo end $(date +%s.%N) >> {log}'
@@ -210,3 +210,27 @@ async def test_result_stays_bounded_and_the_ledger_is_read_in_pages(client: Clie
     assert all(run["outputs"]["vars"]["blob"] == blob for run in recorded if run["task_id"] != "group")
     full = await wait_result(handle)
     assert full["task_runs"] == recorded and full["state"] == "SUCCESS"
+
+
+async def test_a_cancelled_run_keeps_its_summary_and_ledger_in_its_history(client: Client, worker: str, tmp_path: Path):
+    pid_file = tmp_path / "wait.pid"
+    flow = write_flow(tmp_path, f"""
+        id: cancelme
+        namespace: tests
+        tasks:
+          - id: wait
+            type: commands
+            commands: ["sleep 30 & echo $! > {pid_file}; wait $!"]
+        """)
+    handle = await start_run(client, load_flow(flow), task_queue=worker)
+    assert await asyncio.to_thread(wait_until, lambda: pid_file.exists() and pid_file.read_text().strip(), 20)
+    started = time.monotonic()
+    await handle.cancel()
+    result = await wait_result(handle)
+    assert time.monotonic() - started < 3, "the cancellation should reach the task within about a second"
+    assert result["state"] == "CANCELLED"
+    assert task_run(result, "wait")["state"] == "CANCELLED"
+    assert not pid_alive(int(pid_file.read_text()))
+    summary, task_runs = await recorded_run(handle)  # the history alone: no worker needed
+    assert summary is not None and summary["state"] == "CANCELLED"
+    assert task_runs == result["task_runs"]
