@@ -33,11 +33,11 @@ def _start(command: str) -> "asyncio.Task[int]":
 class FanoutWindow:
     @workflow.run
     async def run(self, count: int, window: int, command: str = "true") -> int:
-        pending: set[asyncio.Future[int]] = set()
+        pending: list[asyncio.Task[int]] = []
         started = done = 0
         while done < count:
             while started < count and len(pending) < window:
-                pending.add(_start(command))
+                pending.append(_start(command))
                 started += 1
             finished, pending = await workflow.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for future in finished:

@@ -33,7 +33,7 @@ from bench.common import (
     exit_on_sigterm, log, machine, now, parallel_flow, sequence_flow, write_flow,
 )
 
-RUN_TIMEOUT_S = 180.0
+RUN_TIMEOUT_S = 120.0
 """One run longer than this counts as failed (and is terminated), so the bench always ends."""
 BUDGET_S = 330.0
 """Past this many seconds of measuring, remaining repetitions are skipped (the bench stays < ~6 min)."""
@@ -89,6 +89,29 @@ class Series:
         return statistics.median((s.cpu.total_s if total else s.cpu.self_s) for s in self.samples) * 1000 / tasks
 
 
+class StuckRun(Exception):
+    """The run's workflow task keeps failing (a bug in the workflow code): it would never end."""
+
+
+async def result_of(handle: Any, timeout: float) -> Any:
+    """`handle.result()`, but give up after `timeout` or once the workflow task fails repeatedly."""
+    waiting = asyncio.ensure_future(handle.result())
+    deadline = now() + timeout
+    try:
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=2.0)
+            if done:
+                return waiting.result()
+            if now() > deadline:
+                raise asyncio.TimeoutError()
+            description = await handle.describe()
+            pending = description.raw_description.pending_workflow_task
+            if pending and pending.attempt >= 3:
+                raise StuckRun(f"run {handle.id}: its workflow task failed {pending.attempt - 1} times (see the worker log)")
+    finally:
+        waiting.cancel()
+
+
 class Bench:
     def __init__(self, client: Client, folder: Path, workers: dict[str, WorkerProcess]) -> None:
         self.client = client
@@ -106,20 +129,22 @@ class Bench:
                 handle = await self.client.start_workflow(
                     scenario.workflow, args=scenario.args, id=f"hw-{scenario.key}-{uuid.uuid4().hex[:8]}",
                     task_queue=worker.task_queue)
-                await asyncio.wait_for(handle.result(), RUN_TIMEOUT_S)
+                await result_of(handle, RUN_TIMEOUT_S)
             else:
                 from temporal_flows.runs import start_run
 
                 handle = await start_run(self.client, loaded, task_queue=worker.task_queue)
-                result = await asyncio.wait_for(handle.result(), RUN_TIMEOUT_S)
+                result = await result_of(handle, RUN_TIMEOUT_S)
                 state = result.get("state") if isinstance(result, dict) else None
                 if state != "SUCCESS":
                     error = f"run {handle.id} ended in state {state!r}"
         except WorkflowFailureError as failure:
             cause = failure.cause
             error = f"run {handle.id if handle else '?'} FAILED: {type(cause).__name__}: {str(cause)[:300]}"
-        except asyncio.TimeoutError:
-            error = f"run {handle.id if handle else '?'} did not end within {RUN_TIMEOUT_S:.0f}s"
+        except (asyncio.TimeoutError, StuckRun) as stuck:
+            error = str(stuck) or f"run {handle.id if handle else '?'} did not end within {RUN_TIMEOUT_S:.0f}s"
+            if isinstance(stuck, StuckRun):
+                error += "; worker log tail:\n" + worker.log_tail(10)
             if handle is not None:
                 try:
                     await handle.terminate("bench timeout")
