@@ -34,3 +34,18 @@ record-histories: temporal
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# Benchmarks and long runs (bench/): each starts its own dev server and worker subprocesses.
+.PHONY: bench soak large-runs
+
+# The interpreter against a hand-written Temporal workflow; BENCH_ARGS=--check exits 1 on a missed target.
+bench: temporal
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# 20,000 commands tasks at 50 concurrent through the interpreter, with a no-progress watchdog.
+soak: temporal
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+# Two large runs through `tflow run --json`: 100 tasks x 25 KB outputs, 2,500 tasks in one parallel.
+large-runs: temporal
+	$(BIN)/python -m bench.large_runs $(LARGE_RUNS_ARGS)
