@@ -144,7 +144,8 @@ class WorkerProcess:
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.is_file():
             return "(no worker log)"
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        tail = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join(tail) if tail else "(the worker log is empty)"
 
 
 class Processes(contextlib.AbstractContextManager):
