@@ -18,7 +18,7 @@ CONTEXT_ROOTS = frozenset(
     {
         "flow", "execution", "task", "taskrun", "parent", "parents", "inputs", "vars", "labels",
         "input", "outputs", "tasks", "flows", "output", "results", "summary", "winner", "error",
-        "failed_tasks", "now",
+        "failed_tasks", "now", "currentEachOutput",
     }
 )
 """Top-level names a template may use (SPEC §3.6)."""

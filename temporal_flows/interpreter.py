@@ -5,43 +5,26 @@ scheduler, runnables as activities, pure tasks evaluated in place. Records every
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
 
-from temporal_flows.expressions import ExpressionError, render, render_string
-from temporal_flows.ledger import Ledger, State, TaskRun, timestamp
+from temporal_flows.expressions import ExpressionError, render
+from temporal_flows.ledger import Ledger, State, TaskRun, timestamp, worst
 from temporal_flows.metadata import CANCEL_ACK_BOUND, DEFAULT_MAX_PENDING_TASKS, DEFAULT_REDISPATCH_LIMIT, HEARTBEAT_TIMEOUT
 from temporal_flows.model import Flow, Task, TaskKind
-from temporal_flows.runnables import RUNNABLES, RunIdentity, activity_options
-from temporal_flows.scheduler import ChildResult, Group, GroupResult, Strategy, run_group
-from temporal_flows.tasktypes import task_kind
+from temporal_flows.retries import RetryPolicy
+from temporal_flows.runnables import RunIdentity, RunnableType, activity_options
+from temporal_flows.scheduler import Child, ChildResult, Group, GroupResult, RunChild, run_group
+from temporal_flows.tasks import TaskType, task_type
+from temporal_flows.tasks.base import Scope, TaskContext
+from temporal_flows.tasks.conditional import is_true
 
-FALSY_CONDITIONS = ("", "false", "0", "-0", "none", "null")
-
-PATCH_ORDERING_IS_NOT_A_LIMIT = "ordering-is-not-a-limit"
-"""Before it, a group inside a `sequential` inherited the chain's limit of 1 as its own cap."""
 PATCH_BOUNDED_CANCEL_WAIT = "bounded-cancel-wait"
 """Before it, a cancelled activity was awaited without bound (a durable timer now caps the wait)."""
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Where a task runs: its enclosing task runs (nearest first) and their concurrency limit."""
-
-    parents: tuple[TaskRun, ...] = ()
-    limit: int = 0
-    value: Any = None
-    iteration: int | None = None
-
-
-def combine_limits(*limits: int | None) -> int:
-    """The tightest of several concurrency limits, where 0/None means unlimited."""
-    bounded = [limit for limit in limits if limit]
-    return min(bounded) if bounded else 0
 
 
 @dataclass(frozen=True)
@@ -76,48 +59,69 @@ class Interpreter:
         self.ledger = ledger
         self._pending_tasks = asyncio.Semaphore(limits.max_pending_tasks)
         """Activities wait here before their task run opens, so no queued task shows as RUNNING."""
-        self.outputs: dict[str, dict[str, Any]] = {}
+        self.outputs: dict[str, Any] = {}
+        """task id → its outputs; inside for-each, nested by item value (`outputs.<id>[<value>]`)."""
         self.task_results: dict[str, dict[str, Any]] = {}
         self._metrics: dict[str, list[dict[str, Any]]] = {}
         """task run id → metrics its activity reported, until the task run closes."""
 
     async def run_flow(self) -> GroupResult:
-        root = Group.chain(self.flow.tasks)
-        return await run_group(root, lambda task: self.run_task(task, Scope(limit=self.max_workers)))
+        """The flow's tasks in order, then its `errors` (after a failure) and `finally`."""
+        scope = Scope(limit=self.max_workers, retry=_policy(self.flow.retry))
+        outcome = await run_group(Group.chain(self.flow.tasks), self._child_runner(scope))
+        if not self.flow.errors and not self.flow.finally_tasks:
+            return outcome
+        result = ChildResult(outcome.state, error=outcome.error)
+        result = await self._errors_and_finally(self.flow.errors, self.flow.finally_tasks, result, scope)
+        return GroupResult(result.state, outcome.results, error=result.error)
+
+    def _child_runner(self, scope: Scope) -> RunChild:
+        """How a group runs one child in `scope`: a task, or a for-each item's body."""
+
+        async def run_child(child: Child, input: dict[str, Any] | None) -> ChildResult:
+            child_scope = scope
+            if child.iteration is not None:
+                child_scope = replace(scope, values=(*scope.values, child.value), iteration=child.iteration)
+            if input is not None:
+                child_scope = replace(child_scope, input=input)
+            if child.body is not None:
+                outcome = await run_group(child.body, self._child_runner(child_scope))
+                return ChildResult(outcome.state, outcome.output, outcome.error)
+            assert child.task is not None
+            return await self.run_task(child.task, child_scope)
+
+        return run_child
 
     # -- one task, whatever its kind --------------------------------------------------------
 
     async def run_task(self, task: Task, scope: Scope) -> ChildResult:
         if task.disabled:
             return ChildResult(State.SKIPPED)
-        if task_kind(task.type) is TaskKind.RUNNABLE:
+        if task_type(task.type).kind is TaskKind.RUNNABLE:
             async with self._pending_tasks:
                 return await self._open_and_run(task, scope)
         return await self._open_and_run(task, scope)
 
     async def _open_and_run(self, task: Task, scope: Scope) -> ChildResult:
+        kind = task_type(task.type)
         parent = scope.parents[0] if scope.parents else None
         task_run = self.ledger.open(task.id, task.type, parent, scope.value, scope.iteration)
+        context = self._task_context(task, task_run, scope)
+        own_outputs = None
         try:
-            if task.run_if is not None and not self._condition_holds(task, task_run, scope):
+            if task.run_if is not None and not is_true(context.render(task.run_if)):
                 result = ChildResult(State.SKIPPED)
+            elif kind.kind is TaskKind.FLOWABLE:
+                result, own_outputs = await self._run_flowable(kind, context)
             else:
-                result = await self._execute(task, task_run, scope)
+                result = await self._run_attempts(kind, context)
         except (asyncio.CancelledError, CancelledError):
             result = _cancelled()
         except ExpressionError as error:
-            result = ChildResult(State.FAILED, error={"type": "ExpressionError", "message": str(error)})
+            result = _expression_failure(error)
         result = self._apply_allowances(task, result)
-        self._record(task, task_run, result)
+        self._record(task, task_run, scope, result, own_outputs)
         return result
-
-    async def _execute(self, task: Task, task_run: TaskRun, scope: Scope) -> ChildResult:
-        kind = task_kind(task.type)
-        if kind is TaskKind.FLOWABLE:
-            return await self._run_flowable(task, task_run, scope)
-        if kind is TaskKind.RUNNABLE:
-            return await self._run_activity(task, task_run, scope)
-        return self._evaluate(task, task_run, scope)
 
     @staticmethod
     def _apply_allowances(task: Task, result: ChildResult) -> ChildResult:
@@ -128,59 +132,122 @@ class Interpreter:
             state = State.SUCCESS
         if state is result.state and tolerated == result.tolerated:
             return result
-        return ChildResult(state, result.output, result.error, tolerated=tolerated, winner=result.winner)
+        return replace(result, state=state, tolerated=tolerated)
 
-    def _record(self, task: Task, task_run: TaskRun, result: ChildResult) -> None:
+    def _record(self, task: Task, task_run: TaskRun, scope: Scope, result: ChildResult, own: dict[str, Any] | None) -> None:
         """Close the task run and make its outputs visible to later templates.
 
-        A flowable's output (its group's map) is only `tasks.<id>.output`; it has no Kestra outputs.
+        A flowable's output (its group's map) is only `tasks.<id>.output`; its Kestra outputs are
+        what its type decided (a switch's `value`) and a race's `winner`.
         """
         outputs = None
-        if task_kind(task.type) is not TaskKind.FLOWABLE and isinstance(result.output, dict):
-            outputs = result.output
-        elif result.winner is not None:
-            outputs = {"winner": result.winner}
+        if task_type(task.type).kind is not TaskKind.FLOWABLE:
+            outputs = result.output if isinstance(result.output, dict) else None
+        elif own is not None or result.winner is not None:
+            outputs = {**(own or {}), **({"winner": result.winner} if result.winner is not None else {})}
         if outputs is not None:
-            self.outputs[task.id] = outputs
+            self._publish(task.id, scope.values, outputs)
         metrics = self._metrics.pop(task_run.id, None)
-        self.ledger.close(task_run, result.state, outputs=outputs, error=result.error, metrics=metrics)
+        error = result.error
+        if error is not None and result.state is State.FAILED:
+            error = {**error, "task_id": error.get("task_id") or task.id}
+        self.ledger.close(task_run, result.state, outputs=outputs, error=error, metrics=metrics)
         self.task_results[task.id] = {
             "output": result.output, "state": result.state.value, "error": result.error, "winner": result.winner,
         }
 
+    def _publish(self, task_id: str, values: tuple[Any, ...], outputs: dict[str, Any]) -> None:
+        """`outputs.<id>`, or inside for-each `outputs.<id>[<outer value>]...[<value>]`."""
+        if not values:
+            self.outputs[task_id] = outputs
+            return
+        node = self.outputs.setdefault(task_id, {})
+        for value in values[:-1]:
+            node = node.setdefault(value, {})
+        node[values[-1]] = outputs
+
     # -- flowables: the scheduler -----------------------------------------------------------
 
-    async def _run_flowable(self, task: Task, task_run: TaskRun, scope: Scope) -> ChildResult:
-        group, children_limit = self._group_for(task, scope)
-        child_scope = Scope((task_run, *scope.parents), children_limit, scope.value, scope.iteration)
-        outcome = await run_group(group, lambda child: self.run_task(child, child_scope))
-        return ChildResult(outcome.state, outcome.output, outcome.error, winner=outcome.winner)
+    async def _run_flowable(self, kind: TaskType, context: TaskContext) -> tuple[ChildResult, dict[str, Any] | None]:
+        """The type's plan through the one scheduler, then `errors`/`finally`, then its conclusion."""
+        assert kind.plan is not None
+        task, scope = context.task, context.scope
+        plan = kind.plan(context)
+        child_scope = Scope(
+            (context.task_run, *scope.parents), plan.children_limit, scope.values, scope.iteration,
+            retry=_policy(task.retry) or scope.retry,
+        )
+        outcome = GroupResult(State.SUCCESS, {})
+        if plan.result is not None:
+            result = plan.result
+        else:
+            assert plan.group is not None
+            outcome = await run_group(plan.group, self._child_runner(child_scope))
+            result = ChildResult(outcome.state, outcome.output, outcome.error, winner=outcome.winner)
+        errors, final = task.branches.get("errors", []), task.branches.get("finally", [])
+        result = await self._errors_and_finally(errors, final, result, child_scope)
+        if kind.conclude is not None:
+            try:
+                result = kind.conclude(context, outcome, result)
+            except ExpressionError as error:
+                result = _expression_failure(error)
+        return result, plan.outputs
 
-    def _group_for(self, task: Task, scope: Scope) -> tuple[Group, int]:
-        """The task's group, and the concurrency limit its descendants inherit: the tightest of
-        every enclosing `parallel`'s and `--max-workers` (SPEC §3.4); ordering is not a limit."""
-        props = task.properties
-        if task.type == "parallel":
-            limit = combine_limits(props.get("concurrent"), scope.limit, self.max_workers)
-            group = Group(
-                task.tasks,
-                limit=limit,
-                strategy=props.get("strategy", Strategy.WAIT_ALL),
-                min_success=props.get("min_success", 1),
-                timeout_s=task.timeout_s,
-                id=task.id,
-            )
-            return group, limit
-        if task.type == "sequential":
-            inherited = scope.limit if workflow.patched(PATCH_ORDERING_IS_NOT_A_LIMIT) else 1
-            return Group.chain(task.tasks, timeout_s=task.timeout_s, id=task.id), inherited
-        raise ApplicationError(f"no scheduler mapping for flowable type `{task.type}`", non_retryable=True)
+    async def _errors_and_finally(
+        self, errors: list[Task], final: list[Task], result: ChildResult, scope: Scope
+    ) -> ChildResult:
+        """`errors` run in order after a failure, `finally` always; neither improves the state
+        (SPEC §3.5), and a failure in either fails the scope."""
+        states, error = [result.group_state], result.error
+        for tasks, runs in ((errors, result.state is State.FAILED), (final, True)):
+            if not tasks or not runs:
+                continue
+            outcome = await run_group(Group.chain(tasks), self._child_runner(scope))
+            states.append(State.FAILED if outcome.state is State.CANCELLED else outcome.state)
+            error = error or outcome.error
+        if len(states) == 1:
+            return result
+        state = worst(states)
+        if state is result.group_state:
+            return result
+        return replace(result, state=state, error=error, handled=False, tolerated=False)
 
-    # -- runnables: activities --------------------------------------------------------------
+    # -- runnables and pure tasks: attempts ---------------------------------------------------
 
-    async def _run_activity(self, task: Task, task_run: TaskRun, scope: Scope) -> ChildResult:
-        runnable = RUNNABLES[task.type]
-        props = render(task.properties, self._context(task, task_run, scope))
+    async def _run_attempts(self, kind: TaskType, context: TaskContext) -> ChildResult:
+        """Attempts of one task run until one does not fail or its retry allows no more; the wait
+        between attempts is a durable timer. Each attempt renders its templates again."""
+        task, task_run = context.task, context.task_run
+        policy = _policy(task.retry) or context.scope.retry
+        first_started = workflow.now()
+        while True:
+            try:
+                result = await self._attempt(kind, context)
+            except ExpressionError as error:
+                result = _expression_failure(error)
+            if result.state is not State.FAILED or policy is None:
+                break
+            delay = policy.delay(task_run.attempts, context.random)
+            elapsed = (workflow.now() - first_started).total_seconds()
+            if not policy.allows_another(task_run.attempts, elapsed, delay):
+                break
+            if delay > 0:
+                await workflow.sleep(delay, summary=f"retry {task.id} in {delay:g} s")
+            self.ledger.new_attempt(task_run)
+        if result.state is State.SUCCESS and policy is not None and policy.warning_on_retry and task_run.attempts > 1:
+            result = replace(result, state=State.WARNING)
+        return result
+
+    async def _attempt(self, kind: TaskType, context: TaskContext) -> ChildResult:
+        if kind.runnable is not None:
+            return await self._run_activity(kind.runnable, context)
+        if kind.evaluate is None:
+            raise ApplicationError(f"task type `{kind.name}` cannot run yet", non_retryable=True)
+        return await kind.evaluate(context)
+
+    async def _run_activity(self, runnable: RunnableType, context: TaskContext) -> ChildResult:
+        task, task_run, scope = context.task, context.task_run, context.scope
+        props = context.render(task.properties)
         call = runnable.build(task, props, RunIdentity(self.run_id, task_run.id))
         summary = task.id if scope.value is None else f"{task.id} [{scope.value}]"
         options = activity_options(task, summary, self.limits.redispatch_limit)
@@ -239,23 +306,14 @@ class Interpreter:
             return ChildResult(State.FAILED, error={"type": "WorkerLost", "message": message})
         return ChildResult(State.FAILED, error={"type": type(cause).__name__, "message": str(cause or error)})
 
-    # -- pure tasks -------------------------------------------------------------------------
-
-    def _evaluate(self, task: Task, task_run: TaskRun, scope: Scope) -> ChildResult:
-        context = self._context(task, task_run, scope)
-        if task.type == "return":
-            return ChildResult(State.SUCCESS, {"value": render_string(task.properties.get("format", ""), context)})
-        if task.type == "log":
-            message = render(task.properties["message"], context)
-            workflow.logger.info("[%s] %s", task.id, message)
-            return ChildResult(State.SUCCESS, {})
-        raise ApplicationError(f"no evaluator for task type `{task.type}`", non_retryable=True)
-
     # -- expressions ------------------------------------------------------------------------
 
-    def _condition_holds(self, task: Task, task_run: TaskRun, scope: Scope) -> bool:
-        rendered = render_string(str(task.run_if), self._context(task, task_run, scope))
-        return rendered.strip().lower() not in FALSY_CONDITIONS
+    def _task_context(self, task: Task, task_run: TaskRun, scope: Scope) -> TaskContext:
+        def render_with(value: Any, extra: dict[str, Any] | None = None) -> Any:
+            context = self._context(task, task_run, scope)
+            return render(value, {**context, **extra} if extra else context)
+
+        return TaskContext(task, task_run, scope, self.max_workers, render_with, lambda: workflow.random().random())
 
     def _context(self, task: Task, task_run: TaskRun, scope: Scope) -> dict[str, Any]:
         now = workflow.now()
@@ -276,17 +334,36 @@ class Interpreter:
                 "value": scope.value,
                 "iteration": scope.iteration,
                 "startDate": task_run.started_at,
-                "attemptsCount": task_run.attempts,
+                "attemptsCount": task_run.attempts - 1,
             },
             "parent": parents[0] if parents else None,
             "parents": parents,
             "inputs": {},
+            "input": scope.input or {},
             "vars": self.flow.variables,
             "labels": self.flow.labels,
             "outputs": self.outputs,
             "tasks": self.task_results,
             "now": _Now(),
+            "currentEachOutput": lambda outputs: _current_each_output(outputs, scope.values),
         }
+
+
+def _current_each_output(outputs: Any, values: tuple[Any, ...]) -> Any:
+    """Kestra's `currentEachOutput(outputs.x)`: x's outputs for the items being run now."""
+    for value in values:
+        if not isinstance(outputs, dict) or value not in outputs:
+            break
+        outputs = outputs[value]
+    return outputs
+
+
+def _policy(retry: dict[str, Any] | None) -> RetryPolicy | None:
+    return RetryPolicy.from_dict(retry) if retry else None
+
+
+def _expression_failure(error: ExpressionError) -> ChildResult:
+    return ChildResult(State.FAILED, error={"type": "ExpressionError", "message": str(error)})
 
 
 def _cancelled() -> ChildResult:

@@ -106,6 +106,12 @@ class Ledger:
         self.task_runs.append(task_run)
         return task_run
 
+    @staticmethod
+    def new_attempt(task_run: TaskRun) -> None:
+        """The task run is tried again (its retry allowed it): one more attempt, same task run."""
+        task_run.attempts += 1
+        task_run.state = State.RUNNING
+
     def close(
         self,
         task_run: TaskRun,

@@ -46,6 +46,11 @@ class Task:
     """Type-specific properties (templated values stay unrendered until the task starts)."""
     tasks: list[Task] = field(default_factory=list)
     """Children of a flowable task."""
+    branches: dict[str, list[Task]] = field(default_factory=dict)
+    """Other lists of child tasks, by name: `errors`, `finally`, an if's `then`/`else`, a switch's
+    `defaults` and `case <key>` (see the task type's module)."""
+    retry: dict[str, Any] | None = None
+    """The task's own `retry`, normalized (see `temporal_flows.retries`)."""
     description: str | None = None
     disabled: bool = False
     run_if: str | None = None
@@ -58,9 +63,13 @@ class Task:
     def walk(self) -> list[Task]:
         """This task and all its descendants, depth first, in declaration order."""
         found = [self]
-        for child in self.tasks:
+        for child in self.children():
             found.extend(child.walk())
         return found
+
+    def children(self) -> list[Task]:
+        """Direct children from every list: `tasks`, then each branch in order."""
+        return [*self.tasks, *(child for branch in self.branches.values() for child in branch)]
 
     def to_input(self) -> dict[str, Any]:
         """The compact form carried in the workflow input: defaults left out, the location as
@@ -72,6 +81,8 @@ class Task:
                 data[name] = value
         if self.tasks:
             data["tasks"] = [child.to_input() for child in self.tasks]
+        if self.branches:
+            data["branches"] = {name: [child.to_input() for child in branch] for name, branch in self.branches.items()}
         if self.location is not None:
             data["location"] = [self.location.line, self.location.column]
         return data
@@ -81,6 +92,9 @@ class Task:
         """From `to_input()`'s compact form or the full `asdict` form (runs started before it)."""
         values = dict(data)
         values["tasks"] = [Task.from_dict(child, file) for child in values.get("tasks", [])]
+        values["branches"] = {
+            name: [Task.from_dict(child, file) for child in branch] for name, branch in values.get("branches", {}).items()
+        }
         location = values.get("location")
         if isinstance(location, dict):
             values["location"] = Location(**location)
@@ -91,9 +105,9 @@ class Task:
 
 _TASK_DEFAULTS: dict[str, Any] = {
     "properties": {}, "description": None, "disabled": False, "run_if": None, "allow_failure": False,
-    "allow_warning": False, "timeout_s": None, "worker_group": None,
+    "allow_warning": False, "timeout_s": None, "worker_group": None, "retry": None,
 }
-"""Task fields (besides id, type, tasks, location) and the values `to_input` leaves out."""
+"""Task fields (besides id, type, tasks, branches, location) and the values `to_input` leaves out."""
 
 
 @dataclass
@@ -108,10 +122,16 @@ class Flow:
     variables: dict[str, Any] = field(default_factory=dict)
     source_file: str = ""
     dialect: str = "tasks"
+    errors: list[Task] = field(default_factory=list)
+    """Run, in order, after a failure of the flow's tasks (SPEC §3.5)."""
+    finally_tasks: list[Task] = field(default_factory=list)
+    """Always run, in order, at the end (the flow's `finally`)."""
+    retry: dict[str, Any] | None = None
+    """The retry every runnable and pure task without a nearer one gets."""
 
     def all_tasks(self) -> list[Task]:
         found: list[Task] = []
-        for task in self.tasks:
+        for task in (*self.tasks, *self.errors, *self.finally_tasks):
             found.extend(task.walk())
         return found
 
@@ -120,17 +140,27 @@ class Flow:
 
     def to_input(self) -> dict[str, Any]:
         """The workflow input: like `to_dict`, with each task in its compact form."""
-        data = {key: value for key, value in self.to_dict().items() if key != "tasks"}
-        data["tasks"] = [task.to_input() for task in self.tasks]
+        data = {key: value for key, value in self.to_dict().items() if key not in _TASK_LISTS}
+        for name in _TASK_LISTS:
+            tasks = getattr(self, name)
+            if tasks or name == "tasks":
+                data[name] = [task.to_input() for task in tasks]
+        if data.get("retry") is None:
+            data.pop("retry", None)
         return data
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> Flow:
         values = dict(data)
-        values["tasks"] = [Task.from_dict(task, values.get("source_file", "")) for task in values.get("tasks", [])]
+        for name in _TASK_LISTS:
+            values[name] = [Task.from_dict(task, values.get("source_file", "")) for task in values.get(name, [])]
         return Flow(**values)
 
     def digest(self) -> str:
         """A stable hash of the normalized definition, recorded on every run."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+_TASK_LISTS = ("tasks", "errors", "finally_tasks")
+"""The flow's lists of tasks, in the order they run."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,3 +27,9 @@ class FlowError(Exception):
     def __init__(self, problems: list[Problem]):
         self.problems = sorted(problems)
         super().__init__("\n".join(str(problem) for problem in self.problems))
+
+
+def did_you_mean(word: str, candidates: list[str]) -> str:
+    """` (did you mean `x`?)` for the closest candidate, or nothing when none is close."""
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f" (did you mean `{close[0]}`?)" if close else ""

@@ -1,21 +1,20 @@
-"""Runnable tasks → activity calls: which activity, with what request, and how its result reads.
-
-One entry per runnable type; the interpreter stays generic. Activity options (timeouts,
-heartbeats, retries, task queue, summary) are built here in one place.
+"""What a runnable task type declares to become an activity (`RunnableType`), and the activity
+options (timeouts, heartbeats, lost-worker re-dispatch, task queue, summary) built in one place.
+Each runnable type's module (`temporal_flows.tasks.*`) builds its call; the interpreter stays generic.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable
 
 from temporalio.common import RetryPolicy
 from temporalio.workflow import ActivityCancellationType
 
-from activities.api import COMMANDS_ACTIVITY, CommandsRequest, CommandsResult
 from temporal_flows.metadata import DEFAULT_TASK_TIMEOUT, HEARTBEAT_TIMEOUT
 from temporal_flows.model import Task
+
 
 def redispatch_policy(redispatch_limit: int) -> RetryPolicy:
     """Temporal retries only what the task did not decide: a lost worker (heartbeat or
@@ -54,31 +53,6 @@ class RunnableType:
 class RunIdentity:
     run_id: str
     task_run_id: str
-
-
-def _commands_call(task: Task, props: dict[str, Any], identity: RunIdentity) -> ActivityCall:
-    request = CommandsRequest(
-        run_id=identity.run_id,
-        task_id=task.id,
-        task_run_id=identity.task_run_id,
-        commands=list(props["commands"]),
-        env=dict(props.get("env", {})),
-        interpreter=list(props.get("interpreter") or ["/bin/sh", "-c"]),
-        fail_fast=bool(props.get("fail_fast", True)),
-        timeout_s=task.timeout_s,
-    )
-    return ActivityCall(COMMANDS_ACTIVITY, request, CommandsResult)
-
-
-def _commands_outcome(result: CommandsResult | dict[str, Any]) -> RunnableOutcome:
-    data = result if isinstance(result, dict) else asdict(result)
-    outputs = {"exitCode": data.get("exit_code"), "vars": data.get("vars") or {}}
-    return RunnableOutcome(outputs, list(data.get("metrics") or []))
-
-
-RUNNABLES: dict[str, RunnableType] = {
-    "commands": RunnableType(_commands_call, _commands_outcome),
-}
 
 
 def activity_options(task: Task, summary: str, redispatch_limit: int) -> dict[str, Any]:

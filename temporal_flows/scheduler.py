@@ -31,6 +31,15 @@ class Strategy:
 
 
 @dataclass(frozen=True)
+class Jump:
+    """Control moves forward to `target` (a later child of the same chain), which gets `input`
+    (a `parallel`'s `on_success`/`on_error` `next` and `with`)."""
+
+    target: str
+    input: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ChildResult:
     """How one child ended, as its group sees it (its own rules, e.g. allowFailure, applied)."""
 
@@ -42,18 +51,39 @@ class ChildResult:
     success (it cannot win a race or count toward `min_success`)."""
     winner: str | None = None
     """For a race group: the child that won."""
+    handled: bool = False
+    """A failure an `on_error` handler took over: FAILED in the ledger, WARNING to its group."""
+    jump: Jump | None = None
+
+    @property
+    def group_state(self) -> State:
+        """The state the enclosing group decides with (a handled failure counts as WARNING)."""
+        return State.WARNING if self.handled and self.state is State.FAILED else self.state
 
     @property
     def really_succeeded(self) -> bool:
-        """Did the child do its job? A SKIPPED child or a tolerated failure did not."""
+        """Did the child do its job? A SKIPPED child, a tolerated or a handled failure did not."""
         return self.state in (State.SUCCESS, State.WARNING) and not self.tolerated
+
+
+@dataclass(frozen=True)
+class Child:
+    """One child of a group: a task, or a nested group run without a task run of its own (one
+    item of a for-each). Keyed by instance, so a body copied per item never collides."""
+
+    key: str
+    task: Task | None = None
+    body: Group | None = None
+    value: Any = None
+    """The for-each item this child runs for (None outside iterations)."""
+    iteration: int | None = None
 
 
 @dataclass
 class Group:
-    children: list[Task]
+    children: list[Child]
     depends_on: dict[str, list[str]] = field(default_factory=dict)
-    """child id → ids that must have succeeded before it starts."""
+    """child key → keys that must have succeeded before it starts."""
     limit: int = 0
     """At most this many children at once; 0 = unlimited."""
     strategy: str = Strategy.WAIT_ALL
@@ -63,13 +93,33 @@ class Group:
     timeout_s: float | None = None
     id: str | None = None
     """The flowable task this group belongs to (None for the flow's top level): errors name it."""
+    only_when_jumped: frozenset[str] = frozenset()
+    """Children that run only when a `Jump` targets them (tasks that are only `on_error.next`)."""
 
     @staticmethod
-    def chain(children: list[Task], **options: Any) -> Group:
-        """Children one after the other: each depends on the previous one. Ordering is not a
-        concurrency limit, so a chain sets none (a parallel inside it keeps its own)."""
-        depends = {child.id: [previous.id] for previous, child in zip(children, children[1:])}
-        return Group(children, depends, stop_on_failure=True, **options)
+    def of_tasks(tasks: list[Task], **options: Any) -> Group:
+        """Every task a child keyed by its id, with no order between them."""
+        return Group([Child(task.id, task) for task in tasks], **options)
+
+    @staticmethod
+    def chain(tasks: list[Task], **options: Any) -> Group:
+        """Tasks one after the other: each depends on the previous one. Ordering is not a
+        concurrency limit, so a chain sets none (a parallel inside it keeps its own). A task that
+        is only the target of an `on_error.next` in the chain runs only when jumped to."""
+        depends = {child.id: [previous.id] for previous, child in zip(tasks, tasks[1:])}
+        return Group(
+            [Child(task.id, task) for task in tasks],
+            depends,
+            stop_on_failure=True,
+            only_when_jumped=_error_handler_targets(tasks),
+            **options,
+        )
+
+
+def _error_handler_targets(tasks: list[Task]) -> frozenset[str]:
+    on_error = {task.properties["on_error"].get("next") for task in tasks if task.properties.get("on_error")}
+    on_success = {task.properties["on_success"].get("next") for task in tasks if task.properties.get("on_success")}
+    return frozenset(target for target in on_error - on_success if target)
 
 
 @dataclass
@@ -82,37 +132,53 @@ class GroupResult:
 
     @property
     def output(self) -> Any:
-        """A race's winner output, else child id → output (None where it did not succeed)."""
+        """A race's winner output, else child key → output (None where it did not succeed)."""
         if self.winner is not None:
             return self.results[self.winner].output
-        return {child_id: result.output if result.state.succeeded else None for child_id, result in self.results.items()}
+        return {key: result.output if result.state.succeeded else None for key, result in self.results.items()}
 
 
-RunChild = Callable[[Task], Awaitable[ChildResult]]
+@dataclass
+class GroupProgress:
+    """What a running group has decided so far, as plain data (no handles): the results of the
+    children that ended, which are waiting and on how many, and what the strategy concluded."""
+
+    results: dict[str, ChildResult] = field(default_factory=dict)
+    waiting_on: dict[str, int] = field(default_factory=dict)
+    ready: list[int] = field(default_factory=list)
+    """Heap of declaration indexes of children whose dependencies are met."""
+    bypassed: set[str] = field(default_factory=set)
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stopping: bool = False
+    timed_out: bool = False
+    winner: str | None = None
+
+
+RunChild = Callable[[Child, "dict[str, Any] | None"], Awaitable[ChildResult]]
 
 
 class _GroupRun:
-    """The mutable state of one group while it runs."""
+    """One group while it runs: its plain progress plus the handles of running children."""
 
     def __init__(self, group: Group, run_child: RunChild):
         self.group = group
         self.run_child = run_child
-        self.order = {child.id: index for index, child in enumerate(group.children)}
-        self.results: dict[str, ChildResult] = {}
+        self.order = {child.key: index for index, child in enumerate(group.children)}
         self.running: dict[str, asyncio.Task[ChildResult]] = {}
         self.finished: list[str] = []
         """Children whose task ended since the group last looked (filled by done-callbacks)."""
         self.wakeup: asyncio.Future[None] | None = None
-        self.waiting_on = {child.id: len(group.depends_on.get(child.id, ())) for child in group.children}
         self.dependents: dict[str, list[str]] = {}
-        for child_id, needed in group.depends_on.items():
+        for key, needed in group.depends_on.items():
             for dependency in needed:
-                self.dependents.setdefault(dependency, []).append(child_id)
-        self.ready = [index for index, child in enumerate(group.children) if self.waiting_on[child.id] == 0]
-        heapq.heapify(self.ready)
-        self.stopping = False
-        self.timed_out = False
-        self.winner: str | None = None
+                self.dependents.setdefault(dependency, []).append(key)
+        waiting_on = {child.key: len(group.depends_on.get(child.key, ())) for child in group.children}
+        self.progress = GroupProgress(
+            waiting_on=waiting_on,
+            ready=[index for index, child in enumerate(group.children) if waiting_on[child.key] == 0],
+            bypassed=set(group.only_when_jumped),
+        )
+        heapq.heapify(self.progress.ready)
 
     async def run(self) -> GroupResult:
         timer = asyncio.create_task(workflow.sleep(self.group.timeout_s)) if self.group.timeout_s else None
@@ -120,14 +186,14 @@ class _GroupRun:
             timer.add_done_callback(lambda _: self._wake())
         try:
             while True:
-                if not self.stopping:
+                if not self.progress.stopping:
                     self._start_ready_children()
                 if not self.running and not self.finished:
                     break
                 await self._next_event()
                 self._collect_finished()
                 if timer is not None and timer.done() and self.running:
-                    self.timed_out = True
+                    self.progress.timed_out = True
                     await self._stop_running()
         except asyncio.CancelledError:
             await self._stop_running()
@@ -152,48 +218,64 @@ class _GroupRun:
             self.wakeup = None
 
     def _start_ready_children(self) -> None:
+        progress = self.progress
         limit = self.group.limit or len(self.group.children)
-        while self.ready and len(self.running) < limit:
-            child = self.group.children[heapq.heappop(self.ready)]
-            handle = asyncio.create_task(self.run_child(child))
-            handle.add_done_callback(lambda _, child_id=child.id: self._ended(child_id))
-            self.running[child.id] = handle
+        while progress.ready and len(self.running) < limit:
+            child = self.group.children[heapq.heappop(progress.ready)]
+            if child.key in progress.bypassed:
+                self._release_dependents(child.key)  # not run: control passes through it
+                continue
+            handle = asyncio.create_task(self.run_child(child, progress.inputs.pop(child.key, None)))
+            handle.add_done_callback(lambda _, key=child.key: self._ended(key))
+            self.running[child.key] = handle
 
-    def _ended(self, child_id: str) -> None:
-        self.finished.append(child_id)
+    def _ended(self, key: str) -> None:
+        self.finished.append(key)
         self._wake()
 
     def _collect_finished(self) -> None:
         """Take the children that ended, in declaration order (so race ties go to the first)."""
         ended, self.finished = sorted(self.finished, key=self.order.__getitem__), []
-        for child_id in ended:
-            result = _result_of(self.running.pop(child_id))
-            self.results[child_id] = result
-            self._react(child_id, result)
-            if result.state.succeeded:
-                self._release_dependents(child_id)
+        for key in ended:
+            result = _result_of(self.running.pop(key))
+            self.progress.results[key] = result
+            self._react(key, result)
+            if result.group_state.succeeded:
+                if result.jump is not None:
+                    self._jump(key, result.jump)
+                self._release_dependents(key)
 
-    def _release_dependents(self, child_id: str) -> None:
-        for dependent in self.dependents.get(child_id, ()):
-            self.waiting_on[dependent] -= 1
-            if self.waiting_on[dependent] == 0:
-                heapq.heappush(self.ready, self.order[dependent])
+    def _release_dependents(self, key: str) -> None:
+        progress = self.progress
+        for dependent in self.dependents.get(key, ()):
+            progress.waiting_on[dependent] -= 1
+            if progress.waiting_on[dependent] == 0:
+                heapq.heappush(progress.ready, self.order[dependent])
 
-    def _react(self, child_id: str, result: ChildResult) -> None:
+    def _jump(self, source: str, jump: Jump) -> None:
+        """Children between `source` and the target are passed through; the target runs with the input."""
+        first, target = self.order[source] + 1, self.order[jump.target]
+        for child in self.group.children[first:target]:
+            self.progress.bypassed.add(child.key)
+        self.progress.bypassed.discard(jump.target)
+        self.progress.inputs[jump.target] = jump.input
+
+    def _react(self, key: str, result: ChildResult) -> None:
+        progress = self.progress
         strategy = self.group.strategy
         if strategy == Strategy.RACE:
-            if result.really_succeeded and self.winner is None:
-                self.winner = child_id
-                self.stopping = True
+            if result.really_succeeded and progress.winner is None:
+                progress.winner = key
+                progress.stopping = True
                 self._cancel_running()
             return
-        if result.state.succeeded:
+        if result.group_state.succeeded:
             return
         if strategy == Strategy.FAIL_FAST:
-            self.stopping = True
+            progress.stopping = True
             self._cancel_running()
         elif self.group.stop_on_failure:
-            self.stopping = True
+            progress.stopping = True
 
     def _cancel_running(self) -> None:
         for handle in self.running.values():
@@ -204,17 +286,18 @@ class _GroupRun:
 
         Each child bounds its own wait for acknowledgement (see the interpreter), so this ends.
         """
-        self.stopping = True
+        self.progress.stopping = True
         self._cancel_running()
         while self.running:
             await self._next_event()
             self._collect_finished()
 
     def _decide(self) -> GroupResult:
-        results = {child.id: self.results[child.id] for child in self.group.children if child.id in self.results}
-        failed = [(child_id, result) for child_id, result in results.items() if not result.state.succeeded]
+        progress = self.progress
+        results = {child.key: progress.results[child.key] for child in self.group.children if child.key in progress.results}
+        failed = [(key, result) for key, result in results.items() if not result.group_state.succeeded]
         first_error = _first_error(failed)
-        if self.timed_out:
+        if progress.timed_out:
             where = f"`{self.group.id}` " if self.group.id else ""
             error = {
                 "type": "Timeout",
@@ -224,16 +307,16 @@ class _GroupRun:
             return GroupResult(State.FAILED, results, error=error)
         strategy = self.group.strategy
         if strategy == Strategy.RACE:
-            if self.winner is not None:
-                return GroupResult(State.SUCCESS, results, winner=self.winner)
+            if progress.winner is not None:
+                return GroupResult(State.SUCCESS, results, winner=progress.winner)
             return GroupResult(State.FAILED, results, error=first_error or _nothing_succeeded(self.group.id))
         if strategy == Strategy.BEST_EFFORT:
             if not failed:
-                return GroupResult(worst([result.state for result in results.values()]), results)
+                return GroupResult(worst([result.group_state for result in results.values()]), results)
             succeeded = sum(1 for result in results.values() if result.really_succeeded)
             state = State.WARNING if succeeded >= self.group.min_success else State.FAILED
             return GroupResult(state, results, error=first_error)
-        states = [State.FAILED if result.state is State.CANCELLED else result.state for result in results.values()]
+        states = [State.FAILED if result.state is State.CANCELLED else result.group_state for result in results.values()]
         state = worst(states)
         return GroupResult(state, results, error=first_error if state is State.FAILED else None)
 
@@ -245,10 +328,10 @@ def _result_of(handle: asyncio.Task[ChildResult]) -> ChildResult:
 
 
 def _first_error(failed: list[tuple[str, ChildResult]]) -> dict[str, Any] | None:
-    for child_id, result in failed:
+    for key, result in failed:
         if result.state is State.FAILED:
             error = dict(result.error or {"type": "Failed", "message": "failed"})
-            error.setdefault("task_id", child_id)
+            error.setdefault("task_id", key)
             return error
     return None
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 
-from temporal_flows.dialects.tasklist import did_you_mean
 from temporal_flows.expressions import NON_DETERMINISTIC_GLOBALS, ExpressionError, analyze, template_strings
-from temporal_flows.loader import LoadedFlow
 from temporal_flows.metadata import PAYLOAD_LIMIT_BYTES
 from temporal_flows.model import Location, Task
-from temporal_flows.problems import Problem
+from temporal_flows.problems import Problem, did_you_mean
+from temporal_flows.source import LoadedFlow
 
 
 def validate(loaded: LoadedFlow) -> list[Problem]:

@@ -6,27 +6,22 @@ file, line and column of the offending key or value and what was expected.
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Any
 
 from temporal_flows.durations import EXPECTED as DURATION_EXPECTED
 from temporal_flows.durations import parse_duration
-from temporal_flows.loader import LoadedFlow, SourceMap, YList, YMap
 from temporal_flows.model import Flow, Location, Task
-from temporal_flows.problems import Problem
-from temporal_flows.tasktypes import (
-    COMMON_PROPERTIES,
-    NOT_YET_SUPPORTED_PROPERTIES,
-    PROCESS_RUNNER,
-    PropertySpec,
-    TaskType,
-    known_type_names,
-    resolve_type,
-)
+from temporal_flows.problems import Problem, did_you_mean
+from temporal_flows.retries import BEHAVIORS, RETRY_PROPERTIES, RETRY_TYPES
+from temporal_flows.source import LoadedFlow, SourceMap, YList, YMap
+from temporal_flows.tasks import COMMON_PROPERTIES, PropertySpec, TaskType, known_type_names, resolve_type
+from temporal_flows.tasks.switch import CASE_PREFIX
 
-FLOW_KEYS = ("id", "namespace", "description", "labels", "variables", "tasks")
-FLOW_KEYS_NOT_YET_SUPPORTED = ("inputs", "outputs", "errors", "finally", "retry", "triggers", "concurrency")
+FLOW_KEYS = ("id", "namespace", "description", "labels", "variables", "tasks", "errors", "finally", "retry")
+FLOW_KEYS_NOT_YET_SUPPORTED = ("inputs", "outputs", "triggers", "concurrency")
+PROCESS_RUNNERS = ("io.kestra.plugin.core.runner.Process", "Process", "process")
+DOCKER_RUNNERS = ("io.kestra.plugin.scripts.runner.docker.Docker", "Docker", "docker")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
@@ -34,11 +29,6 @@ _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 def snake_case(key: str) -> str:
     """`allowFailure` → `allow_failure`; snake_case keys are unchanged."""
     return _CAMEL_BOUNDARY.sub("_", key).lower()
-
-
-def did_you_mean(word: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
-    return f" (did you mean `{close[0]}`?)" if close else ""
 
 
 class _Normalizer:
@@ -69,6 +59,9 @@ class _Normalizer:
             self.problem(root.value_location("description"), "`description` must be a string")
         labels = self._mapping(root, "labels") or {}
         variables = self._mapping(root, "variables") or {}
+        errors = self._task_list(root, "errors", owner="the flow") if "errors" in root else []
+        final = self._task_list(root, "finally", owner="the flow") if "finally" in root else []
+        retry = self._retry(root["retry"], root.value_location("retry")) if "retry" in root else None
         if flow_id is None or namespace is None or tasks is None:
             return None
         return Flow(
@@ -79,6 +72,9 @@ class _Normalizer:
             labels=dict(labels),
             variables=dict(variables),
             source_file=self.file,
+            errors=errors or [],
+            finally_tasks=final or [],
+            retry=retry if retry is not _INVALID else None,
         )
 
     def _identifier(self, node: YMap, key: str, what: str) -> str | None:
@@ -118,7 +114,23 @@ class _Normalizer:
             task = self.task(item, location)
             if task is not None:
                 tasks.append(task)
+        self._check_handler_targets(tasks)
         return tasks
+
+    def _check_handler_targets(self, tasks: list[Task]) -> None:
+        """A handler's `next` moves control forward within the same list (SPEC §3.4)."""
+        position = {task.id: index for index, task in enumerate(tasks)}
+        for index, task in enumerate(tasks):
+            for handler in ("on_success", "on_error"):
+                target = (task.properties.get(handler) or {}).get("next")
+                if target is None:
+                    continue
+                location = self.source_map.locate(task.location, handler) if task.location else Location(self.file, 1, 1)
+                if target not in position:
+                    hint = did_you_mean(str(target), list(position))
+                    self.problem(location, f"`{handler}.next` of `{task.id}`: `{target}` is not a task of the same list{hint}")
+                elif position[target] <= index:
+                    self.problem(location, f"`{handler}.next` of `{task.id}`: `{target}` comes before it; `next` only moves forward")
 
     def task(self, node: Any, location: Location) -> Task | None:
         if not isinstance(node, YMap):
@@ -137,7 +149,8 @@ class _Normalizer:
         for name, spec in task_type.properties.items():
             if spec.required and name not in given:
                 self.problem(node.location, f"task `{task_id}` ({task_type.name}) is missing `{name}`")
-        self._defaults(task, node, task_type)
+        if task_type.default_properties is not None:
+            task_type.default_properties(task, node["type"])
         return task
 
     def _task_type(self, node: YMap) -> TaskType | None:
@@ -151,9 +164,12 @@ class _Normalizer:
             hint = did_you_mean(str(name), known_type_names())
             self.problem(location, f"unknown task type `{name}`{hint}")
             return None
-        if not task_type.implemented:
-            self.problem(location, f"task type `{name}` ({task_type.name}) is not supported yet")
-            return None
+        if task_type.delegate is not None:
+            chosen = task_type.delegate({snake_case(key): value for key, value in node.items()})
+            if chosen is None:
+                self.problem(location, f"a `{name}` task needs one of the fields that decide what it runs: {task_type.description}")
+                return None
+            return resolve_type(chosen)
         return task_type
 
     def _property(self, task: Task, task_type: TaskType, node: YMap, key: str, value: Any) -> str | None:
@@ -163,40 +179,136 @@ class _Normalizer:
         location = node.key_location(key)
         self.source_map.properties[(node.location, canonical or name)] = node.value_location(key)
         if spec is None:
-            if name in NOT_YET_SUPPORTED_PROPERTIES:
-                self.problem(location, f"task property `{key}` is not supported yet")
-            else:
-                candidates = [*COMMON_PROPERTIES, *task_type.properties]
-                self.problem(location, f"unknown property `{key}` for a `{task_type.name}` task{did_you_mean(name, candidates)}")
+            candidates = [*COMMON_PROPERTIES, *task_type.properties]
+            self.problem(location, f"unknown property `{key}` for a `{task_type.name}` task{did_you_mean(name, candidates)}")
             return None
         if name in ("id", "type"):
             return canonical
-        checked = self._check(spec, key, value, node.value_location(key))
-        if checked is not _INVALID:
-            self._assign(task, canonical, checked, node, key)
+        owner = f"task `{task.id}`"
+        value_location = node.value_location(key)
+        if spec.kind == "tasks":
+            children = self._task_list(node, key, owner=owner) or []
+            if canonical == "tasks":
+                task.tasks = children
+            else:
+                task.branches[canonical] = children
+        elif spec.kind == "task_cases":
+            self._cases(task, value, value_location)
+        elif spec.kind == "dag_tasks":
+            self._dag(task, value, value_location)
+        elif spec.kind == "retry":
+            retry = self._retry(value, value_location)
+            if retry is not _INVALID:
+                task.retry = retry
+        elif spec.kind == "handler":
+            self._handler(task, canonical, value, value_location)
+        elif spec.kind == "task_runner":
+            self._task_runner(task_type, value, value_location)
+        else:
+            checked = self._check(spec, key, value, value_location)
+            if checked is not _INVALID:
+                self._assign(task, canonical, checked, value_location)
         return canonical
 
-    def _assign(self, task: Task, name: str, value: Any, node: YMap, key: str) -> None:
-        if name == "tasks":
-            children = self._task_list(node, key, owner=f"task `{task.id}`")
-            task.tasks = children or []
-        elif name == "timeout":
+    def _assign(self, task: Task, name: str, value: Any, location: Location) -> None:
+        if name == "timeout":
             task.timeout_s = value
         elif name == "worker_group":
-            task.worker_group = self._worker_group(value, node.value_location(key))
-        elif name == "task_runner":
-            self._task_runner(value, node.value_location(key))
+            task.worker_group = self._worker_group(value, location)
         elif name in ("description", "disabled", "run_if", "allow_failure", "allow_warning"):
             setattr(task, name, value)
         elif name != "log_level":
             task.properties[name] = value
 
-    def _defaults(self, task: Task, node: YMap, task_type: TaskType) -> None:
-        if task.type != "parallel" or "strategy" in task.properties:
+    # -- structured properties ---------------------------------------------------------------
+
+    def _cases(self, task: Task, value: Any, location: Location) -> None:
+        """A switch's `cases`: case value → list of tasks, kept as branches `case <value>`."""
+        if not isinstance(value, YMap) or not value:
+            self.problem(location, "`cases` must be a mapping of case value → list of tasks")
             return
-        # Kestra's Parallel stops on the first failure (onChildFailure: FAIL); the `parallel` spec waits for all.
-        kestra = node["type"] != "parallel" and task.properties.get("on_child_failure", "FAIL") == "FAIL"
-        task.properties["strategy"] = "fail_fast" if kestra else "wait_all"
+        for case in value:
+            children = self._task_list(value, case, owner=f"case `{case}` of task `{task.id}`")
+            task.branches[CASE_PREFIX + str(case)] = children or []
+
+    def _dag(self, task: Task, value: Any, location: Location) -> None:
+        """`tasks: [{task: {...}, dependsOn: [ids]}]` → children plus the `depends_on` relation;
+        unknown ids and cycles are problems here, where their lines are known."""
+        if not isinstance(value, YList) or not value:
+            self.problem(location, "`tasks` of a dag must be a non-empty list of `{task, dependsOn}`")
+            return
+        depends_on: dict[str, list[str]] = {}
+        places: dict[str, Location] = {}
+        for item, item_location in zip(value, value.item_locations):
+            if not isinstance(item, YMap) or "task" not in item:
+                self.problem(item_location, "a dag entry must be a mapping with `task` (and optional `dependsOn`)")
+                continue
+            for key in item:
+                if snake_case(key) not in ("task", "depends_on"):
+                    self.problem(item.key_location(key), f"unknown dag entry property `{key}` (expected `task`, `dependsOn`)")
+            child = self.task(item["task"], item.value_location("task"))
+            if child is None:
+                continue
+            task.tasks.append(child)
+            needed = next((item[key] for key in item if snake_case(key) == "depends_on"), None) or []
+            if not isinstance(needed, list) or not all(isinstance(entry, str) for entry in needed):
+                self.problem(item_location, f"`dependsOn` of `{child.id}` must be a list of task ids")
+                continue
+            depends_on[child.id] = list(needed)
+            places[child.id] = item_location
+        known = [child.id for child in task.tasks]
+        for child_id, needed in depends_on.items():
+            for dependency in needed:
+                if dependency not in known:
+                    hint = did_you_mean(dependency, known)
+                    self.problem(places[child_id], f"`{child_id}` depends on `{dependency}`, which is not a task of dag `{task.id}`{hint}")
+        for cycle in _cycles(depends_on):
+            members = " → ".join(f"`{member}`" for member in [*cycle, cycle[0]])
+            self.problem(places[cycle[0]], f"dag `{task.id}` has a dependency cycle: {members}")
+        task.properties["depends_on"] = {child_id: needed for child_id, needed in depends_on.items() if needed}
+
+    def _handler(self, task: Task, name: str, value: Any, location: Location) -> None:
+        """`on_success`/`on_error`: `{next: <task id>, with: {name: template}}`."""
+        if not isinstance(value, dict):
+            self.problem(location, f"`{name}` must be a mapping with `next` and/or `with`")
+            return
+        unknown = sorted(set(value) - {"next", "with"})
+        if unknown:
+            self.problem(location, f"unknown `{name}` properties {unknown} (expected `next`, `with`)")
+        target, values = value.get("next"), value.get("with")
+        if target is not None and not isinstance(target, str):
+            self.problem(location, f"`{name}.next` must be a task id, got {target!r}")
+            return
+        if values is not None and not isinstance(values, dict):
+            self.problem(location, f"`{name}.with` must be a mapping of name → value")
+            return
+        task.properties[name] = {"next": target, "with": dict(values or {})}
+
+    def _retry(self, value: Any, location: Location) -> Any:
+        """A `retry` mapping checked key by key and normalized (snake_case keys, seconds)."""
+        if not isinstance(value, dict):
+            self.problem(location, "`retry` must be a mapping with `type` and `maxAttempt` and/or `maxDuration`")
+            return _INVALID
+        retry: dict[str, Any] = {}
+        ok = True
+        for key, item in value.items():
+            name = snake_case(key)
+            kind = RETRY_PROPERTIES.get(name)
+            where = value.key_location(key) if isinstance(value, YMap) else location
+            if kind is None:
+                self.problem(where, f"unknown retry property `{key}`{did_you_mean(name, list(RETRY_PROPERTIES))}")
+                ok = False
+                continue
+            checked = _check_retry_value(kind, item)
+            if checked is _INVALID:
+                self.problem(where, f"retry `{key}` must be {_RETRY_EXPECTED[kind]}, got {item!r}")
+                ok = False
+            elif name != "behavior":
+                retry[name] = checked
+        if ok and "max_attempt" not in retry and "max_duration" not in retry:
+            self.problem(location, "`retry` needs `maxAttempt` or `maxDuration`, or it never stops")
+            ok = False
+        return retry if ok else _INVALID
 
     def _worker_group(self, value: dict[str, Any], location: Location) -> str | None:
         key = value.get("key")
@@ -205,17 +317,24 @@ class _Normalizer:
             return None
         return key
 
-    def _task_runner(self, value: dict[str, Any], location: Location) -> None:
-        runner = value.get("type")
-        if runner not in (PROCESS_RUNNER, "Process", "process"):
-            self.problem(location, f"task runner `{runner}` is not supported yet (expected `{PROCESS_RUNNER}`)")
-        extra = sorted(set(value) - {"type"})
-        if extra:
-            self.problem(location, f"unknown task runner properties {extra}")
+    def _task_runner(self, task_type: TaskType, value: Any, location: Location) -> None:
+        runner = value.get("type") if isinstance(value, dict) else None
+        if runner in PROCESS_RUNNERS:
+            extra = sorted(set(value) - {"type"})
+            if extra:
+                self.problem(location, f"unknown task runner properties {extra}")
+        elif runner in DOCKER_RUNNERS and not task_type.runs_yet:
+            return  # validated with the type's execution (SPEC §4, a later version)
+        elif runner in DOCKER_RUNNERS:
+            self.problem(location, f"the Docker task runner is not supported yet for `{task_type.name}` tasks (expected `{PROCESS_RUNNERS[0]}`)")
+        else:
+            self.problem(location, f"unknown task runner {runner!r} (expected `{PROCESS_RUNNERS[0]}` or `{DOCKER_RUNNERS[0]}`)")
 
     def _check(self, spec: PropertySpec, key: str, value: Any, location: Location) -> Any:
         if spec.kind == "choice":
             expected = "one of " + ", ".join(f"`{choice}`" for choice in spec.choices)
+        elif spec.kind == "integer":
+            expected = f"a whole number ≥ {spec.minimum}"
         else:
             expected = _EXPECTED[spec.kind]
         ok = _CHECKS[spec.kind](value, spec)
@@ -228,6 +347,53 @@ class _Normalizer:
         if spec.kind == "mapping" and key == "env":
             return {str(k): "" if v is None else str(v) for k, v in value.items()}
         return value
+
+
+def _cycles(depends_on: dict[str, list[str]]) -> list[list[str]]:
+    """Each dependency cycle once, as its members in order (depth-first search)."""
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        path.append(node)
+        for dependency in depends_on.get(node, []):
+            if state.get(dependency) == 1:
+                cycles.append(path[path.index(dependency):])
+            elif dependency in depends_on and dependency not in state:
+                visit(dependency)
+        path.pop()
+        state[node] = 2
+
+    for node in depends_on:
+        if node not in state:
+            visit(node)
+    return cycles
+
+
+def _check_retry_value(kind: str, value: Any) -> Any:
+    if kind == "duration":
+        return parse_duration(value) if _is_duration(value, None) else _INVALID
+    if kind == "attempts":
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else _INVALID
+    if kind == "number":
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else _INVALID
+    if kind == "boolean":
+        return value if isinstance(value, bool) else _INVALID
+    if kind == "choice":
+        return value if value in RETRY_TYPES else _INVALID
+    return value if value in BEHAVIORS else _INVALID
+
+
+_RETRY_EXPECTED = {
+    "duration": DURATION_EXPECTED,
+    "attempts": "a whole number ≥ 1",
+    "number": "a number > 0",
+    "boolean": "true or false",
+    "choice": " or ".join(f"`{name}`" for name in RETRY_TYPES),
+    "behavior": " or ".join(f"`{name}`" for name in BEHAVIORS) + " (a new execution per retry is not supported)",
+}
 
 
 def _lookup(task_type: TaskType, name: str) -> tuple[PropertySpec | None, str | None]:
@@ -249,23 +415,25 @@ def _is_duration(value: Any, _: PropertySpec) -> bool:
 _INVALID = object()
 _CHECKS = {
     "string": lambda value, _: isinstance(value, str),
-    "integer": lambda value, _: isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+    "integer": lambda value, spec: isinstance(value, int) and not isinstance(value, bool) and value >= spec.minimum,
+    "number": lambda value, _: isinstance(value, (int, float)) and not isinstance(value, bool),
+    "values": lambda value, _: isinstance(value, (list, str)),
     "boolean": lambda value, _: isinstance(value, bool),
     "string_list": lambda value, _: isinstance(value, list) and all(isinstance(item, str) for item in value),
     "mapping": lambda value, _: isinstance(value, dict),
     "duration": _is_duration,
-    "tasks": lambda value, _: isinstance(value, list),
     "choice": lambda value, spec: value in spec.choices,
     "any": lambda value, _: True,
 }
 _EXPECTED = {
     "string": "a string",
-    "integer": "a whole number ≥ 0",
+    "integer": "a whole number",
+    "number": "a number",
+    "values": "a list, or text that renders to a JSON list",
     "boolean": "true or false",
     "string_list": "a list of strings",
     "mapping": "a mapping",
     "duration": DURATION_EXPECTED,
-    "tasks": "a list of tasks",
     "any": "a value",
 }
 

@@ -152,7 +152,7 @@ tasks:
 """
     )
     assert "flow.yaml:4:1: flow property `inputs` is not supported yet" in found
-    assert any("task type `io.kestra.plugin.core.flow.ForEach` (foreach) is not supported yet" in p for p in found)
+    assert "flow.yaml:9:12: `tasks` of task `loop` must be a non-empty list of tasks" in found
 
 
 def test_template_syntax_and_unknown_variable():

@@ -1,0 +1,67 @@
+"""The registry of task types: one module per type (or small family) in this package.
+
+Each module declares a `TaskType` (names, kind, properties, and the hook that executes it); the
+dialect, validation and the interpreter look types up here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from temporal_flows.tasks import (
+    allow_failure,
+    basic,
+    commands,
+    conditional,
+    dag,
+    fail,
+    foreach,
+    later,
+    log,
+    output_values,
+    parallel,
+    returns,
+    sequential,
+    sleep,
+    switch,
+)
+from temporal_flows.tasks.base import COMMON_PROPERTIES, PropertySpec, TaskType
+
+TYPES: tuple[TaskType, ...] = (
+    parallel.TYPE,
+    sequential.TYPE,
+    foreach.FOREACH,
+    foreach.EACH_PARALLEL,
+    dag.TYPE,
+    switch.TYPE,
+    conditional.TYPE,
+    allow_failure.TYPE,
+    commands.TYPE,
+    returns.TYPE,
+    log.TYPE,
+    fail.TYPE,
+    sleep.TYPE,
+    output_values.TYPE,
+    basic.TYPE,
+    later.SCRIPT,
+    later.HTTP,
+    later.PAUSE,
+    later.SUBFLOW,
+)
+
+TASK_TYPES: dict[str, TaskType] = {task_type.name: task_type for task_type in TYPES}
+_BY_NAME: dict[str, TaskType] = {name: task_type for task_type in TYPES for name in (task_type.name, *task_type.aliases)}
+
+
+def resolve_type(name: str) -> TaskType | None:
+    """The task type a `type:` value names (canonical name or alias), or None."""
+    return _BY_NAME.get(name)
+
+
+def task_type(canonical: str) -> TaskType:
+    return TASK_TYPES[canonical]
+
+
+def known_type_names() -> list[str]:
+    return sorted(_BY_NAME)
+
+
+__all__ = ["COMMON_PROPERTIES", "PropertySpec", "TaskType", "TASK_TYPES", "resolve_type", "task_type", "known_type_names"]

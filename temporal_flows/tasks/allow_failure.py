@@ -1,0 +1,29 @@
+"""`allow_failure`: children in order; a failure inside makes the task WARNING (Kestra's AllowFailure)."""
+
+from __future__ import annotations
+
+from temporal_flows.ledger import State
+from temporal_flows.model import TaskKind
+from temporal_flows.scheduler import ChildResult, Group, GroupResult
+from temporal_flows.tasks.base import Plan, PropertySpec, TaskContext, TaskType, flowable_properties
+
+
+def plan(ctx: TaskContext) -> Plan:
+    return Plan(Group.chain(ctx.task.tasks, timeout_s=ctx.task.timeout_s, id=ctx.task.id), ctx.scope.limit)
+
+
+def conclude(ctx: TaskContext, outcome: GroupResult, result: ChildResult) -> ChildResult:
+    if result.state is not State.FAILED:
+        return result
+    return ChildResult(State.WARNING, result.output, result.error, tolerated=True)
+
+
+TYPE = TaskType(
+    "allow_failure",
+    TaskKind.FLOWABLE,
+    ("io.kestra.plugin.core.flow.AllowFailure",),
+    flowable_properties(tasks=PropertySpec("tasks", required=True)),
+    "children in order; a failure inside becomes WARNING",
+    plan=plan,
+    conclude=conclude,
+)

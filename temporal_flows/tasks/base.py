@@ -1,0 +1,141 @@
+"""What a task type declares: names, kind, typed properties, and the one hook that executes it.
+
+Validation, normalization and the interpreter read only these declarations (one module per type
+in this package), so adding a task type touches one file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
+
+from temporal_flows.ledger import TaskRun
+from temporal_flows.model import Task, TaskKind
+from temporal_flows.retries import RetryPolicy
+from temporal_flows.scheduler import ChildResult, Group, GroupResult
+
+if TYPE_CHECKING:
+    from temporal_flows.runnables import RunnableType
+
+
+@dataclass(frozen=True)
+class PropertySpec:
+    """What one property accepts. `kind` names a check of the task-list dialect:
+    string | integer | number | boolean | string_list | mapping | duration | choice | any |
+    tasks (a list of tasks) | task_cases (a mapping of task lists) | dag_tasks | handler | retry |
+    values (a list, or a string that renders to a JSON list)."""
+
+    kind: str
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    """Other (snake_case) names for the same property, e.g. `max_workers` for `concurrent`."""
+    default: Any = None
+    description: str = ""
+    minimum: int = 0
+    """For `integer`: the smallest value accepted."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a task runs: its enclosing task runs (nearest first), the concurrency limit it
+    inherits, the for-each items it runs for (outermost first), the retry it inherits, and the
+    `input` a jump gave it."""
+
+    parents: tuple[TaskRun, ...] = ()
+    limit: int = 0
+    values: tuple[Any, ...] = ()
+    iteration: int | None = None
+    retry: RetryPolicy | None = None
+    input: dict[str, Any] | None = None
+
+    @property
+    def value(self) -> Any:
+        """The innermost for-each item (`taskrun.value`)."""
+        return self.values[-1] if self.values else None
+
+
+@dataclass
+class TaskContext:
+    """What a task type's hook may use: the task, its task run and scope, and its templates."""
+
+    task: Task
+    task_run: TaskRun
+    scope: Scope
+    max_workers: int
+    render: Callable[..., Any]
+    """render(value, extra=None): every template in `value`, with `extra` names added."""
+    random: Callable[[], float]
+    """The workflow's deterministic random source."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a flowable decided to run: a group (its children inherit `children_limit`), or a
+    result decided without children; `outputs` are the flowable's own (a switch's `value`)."""
+
+    group: Group | None = None
+    children_limit: int = 0
+    outputs: dict[str, Any] | None = None
+    result: ChildResult | None = None
+
+
+PlanHook = Callable[[TaskContext], Plan]
+EvaluateHook = Callable[[TaskContext], Awaitable[ChildResult]]
+ConcludeHook = Callable[[TaskContext, GroupResult, ChildResult], ChildResult]
+
+
+@dataclass(frozen=True)
+class TaskType:
+    name: str
+    kind: TaskKind
+    aliases: tuple[str, ...] = ()
+    properties: Mapping[str, PropertySpec] = field(default_factory=dict)
+    description: str = ""
+    plan: PlanHook | None = None
+    """Flowable: build the group of children to run."""
+    conclude: ConcludeHook | None = None
+    """Flowable, optional: turn the group's outcome into the task's result (parallel handlers)."""
+    evaluate: EvaluateHook | None = None
+    """Pure: compute the result inside the workflow."""
+    runnable: RunnableType | None = None
+    """Runnable: build the activity call and read its result."""
+    default_properties: Callable[[Task, str], None] | None = None
+    """Fill defaults that depend on how the flow named the type (e.g. Kestra's Parallel)."""
+    delegate: Callable[[Mapping[str, Any]], str | None] | None = None
+    """A type decided by its fields (`basic`): the canonical type those fields select."""
+    runs_yet: bool = True
+    """False: a valid part of the language whose execution arrives in a later version; flows with
+    it validate, but `tflow run` refuses to start them (saying which task and why)."""
+
+
+COMMON_PROPERTIES: dict[str, PropertySpec] = {
+    "id": PropertySpec("string", required=True),
+    "type": PropertySpec("string", required=True),
+    "description": PropertySpec("string"),
+    "disabled": PropertySpec("boolean"),
+    "run_if": PropertySpec("string"),
+    "allow_failure": PropertySpec("boolean"),
+    "allow_warning": PropertySpec("boolean"),
+    "timeout": PropertySpec("duration"),
+    "retry": PropertySpec("retry"),
+    "worker_group": PropertySpec("mapping"),
+    "log_level": PropertySpec("choice", choices=("TRACE", "DEBUG", "INFO", "WARN", "ERROR")),
+}
+"""Properties every task has (SPEC §3.3)."""
+
+FLOWABLE_PROPERTIES: dict[str, PropertySpec] = {
+    "errors": PropertySpec("tasks", description="run in order after a failure inside"),
+    "finally": PropertySpec("tasks", description="always run in order at the end"),
+}
+"""Properties every flowable has besides the common ones (SPEC §3.5)."""
+
+
+def flowable_properties(**own: PropertySpec) -> dict[str, PropertySpec]:
+    return {**own, **FLOWABLE_PROPERTIES}
+
+
+def combine_limits(*limits: int | None) -> int:
+    """The tightest of several concurrency limits, where 0/None means unlimited."""
+    bounded = [limit for limit in limits if limit]
+    return min(bounded) if bounded else 0

@@ -1,0 +1,47 @@
+"""`commands`: shell commands in one `/bin/sh` on a worker (Kestra's shell Commands), as an activity."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from activities.api import COMMANDS_ACTIVITY, CommandsRequest, CommandsResult
+from temporal_flows.model import Task, TaskKind
+from temporal_flows.runnables import ActivityCall, RunIdentity, RunnableOutcome, RunnableType
+from temporal_flows.tasks.base import PropertySpec, TaskType
+
+
+def build(task: Task, props: dict[str, Any], identity: RunIdentity) -> ActivityCall:
+    request = CommandsRequest(
+        run_id=identity.run_id,
+        task_id=task.id,
+        task_run_id=identity.task_run_id,
+        commands=list(props["commands"]),
+        env=dict(props.get("env", {})),
+        interpreter=list(props.get("interpreter") or ["/bin/sh", "-c"]),
+        fail_fast=bool(props.get("fail_fast", True)),
+        timeout_s=task.timeout_s,
+    )
+    return ActivityCall(COMMANDS_ACTIVITY, request, CommandsResult)
+
+
+def read(result: CommandsResult | dict[str, Any]) -> RunnableOutcome:
+    data = result if isinstance(result, dict) else asdict(result)
+    outputs = {"exitCode": data.get("exit_code"), "vars": data.get("vars") or {}}
+    return RunnableOutcome(outputs, list(data.get("metrics") or []))
+
+
+TYPE = TaskType(
+    "commands",
+    TaskKind.RUNNABLE,
+    ("io.kestra.plugin.scripts.shell.Commands",),
+    {
+        "commands": PropertySpec("string_list", required=True),
+        "env": PropertySpec("mapping"),
+        "task_runner": PropertySpec("task_runner"),
+        "interpreter": PropertySpec("string_list"),
+        "fail_fast": PropertySpec("boolean"),
+    },
+    "shell commands in a fresh working directory",
+    runnable=RunnableType(build, read),
+)

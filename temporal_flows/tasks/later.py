@@ -1,0 +1,79 @@
+"""Task types of the language whose execution arrives in a later version (SPEC §3.2, §4): flows
+using them validate, so editors and `tflow validate` accept them, but `tflow run` refuses to start
+a flow containing one, naming the task, instead of running half of it."""
+
+from __future__ import annotations
+
+from temporal_flows.model import TaskKind
+from temporal_flows.tasks.base import PropertySpec, TaskType, flowable_properties
+
+SCRIPT = TaskType(
+    "script",
+    TaskKind.RUNNABLE,
+    ("io.kestra.plugin.scripts.python.Script", "io.kestra.plugin.scripts.python.Commands"),
+    {
+        "script": PropertySpec("string"),
+        "commands": PropertySpec("string_list"),
+        "before_commands": PropertySpec("string_list"),
+        "interpreter": PropertySpec("string_list"),
+        "python": PropertySpec("string"),
+        "env": PropertySpec("mapping"),
+        "task_runner": PropertySpec("task_runner"),
+        "container_image": PropertySpec("string"),
+        "docker": PropertySpec("mapping"),
+        "input_files": PropertySpec("mapping"),
+        "output_files": PropertySpec("string_list"),
+        "warning_on_std_err": PropertySpec("boolean"),
+    },
+    "a Python script or commands",
+    runs_yet=False,
+)
+
+HTTP = TaskType(
+    "http",
+    TaskKind.RUNNABLE,
+    ("io.kestra.plugin.core.http.Request",),
+    {
+        "uri": PropertySpec("string", aliases=("url",), required=True),
+        "method": PropertySpec("choice", choices=("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")),
+        "headers": PropertySpec("mapping"),
+        "body": PropertySpec("any"),
+        "json": PropertySpec("any"),
+        "form": PropertySpec("mapping", aliases=("form_data",)),
+        "content_type": PropertySpec("string"),
+        "allowed_status": PropertySpec("any"),
+        "options": PropertySpec("mapping"),
+        "request": PropertySpec("mapping"),
+    },
+    "an HTTP request",
+    runs_yet=False,
+)
+
+PAUSE = TaskType(
+    "pause",
+    TaskKind.PURE,
+    ("io.kestra.plugin.core.flow.Pause",),
+    {"delay": PropertySpec("duration"), "pause_duration": PropertySpec("duration"), "on_resume": PropertySpec("any"),
+     "behavior": PropertySpec("string"), "tasks": PropertySpec("tasks")},
+    "waits for a resume or its `delay`",
+    runs_yet=False,
+)
+
+SUBFLOW = TaskType(
+    "subflow",
+    TaskKind.FLOWABLE,
+    ("io.kestra.plugin.core.flow.Subflow", "io.kestra.plugin.core.flow.Flow"),
+    flowable_properties(
+        namespace=PropertySpec("string", required=True),
+        flow_id=PropertySpec("string", required=True),
+        inputs=PropertySpec("mapping"),
+        wait=PropertySpec("boolean"),
+        transmit_failed=PropertySpec("boolean"),
+        outputs=PropertySpec("mapping"),
+        revision=PropertySpec("integer"),
+        labels=PropertySpec("any"),
+        inherit_labels=PropertySpec("boolean"),
+    ),
+    "runs another flow as a child workflow",
+    runs_yet=False,
+)

@@ -1,0 +1,35 @@
+"""`log`: logs the rendered `message` (or each of a list of messages) through the workflow logger."""
+
+from __future__ import annotations
+
+import logging
+
+from temporalio import workflow
+
+from temporal_flows.ledger import State
+from temporal_flows.model import TaskKind
+from temporal_flows.scheduler import ChildResult
+from temporal_flows.tasks.base import PropertySpec, TaskContext, TaskType
+
+LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING, "ERROR": logging.ERROR}
+
+
+async def evaluate(ctx: TaskContext) -> ChildResult:
+    message = ctx.render(ctx.task.properties["message"])
+    level = LEVELS[ctx.task.properties.get("level", "INFO")]
+    for line in message if isinstance(message, list) else [message]:
+        workflow.logger.log(level, "[%s] %s", ctx.task.id, line)
+    return ChildResult(State.SUCCESS, {})
+
+
+TYPE = TaskType(
+    "log",
+    TaskKind.PURE,
+    ("io.kestra.plugin.core.log.Log",),
+    {
+        "message": PropertySpec("any", required=True),
+        "level": PropertySpec("choice", choices=tuple(LEVELS)),
+    },
+    "logs the rendered `message`",
+    evaluate=evaluate,
+)

@@ -1,0 +1,27 @@
+"""`sleep`: waits `duration` on a durable Temporal timer (it survives worker and server restarts)."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+from temporal_flows.durations import parse_duration
+from temporal_flows.ledger import State
+from temporal_flows.model import TaskKind
+from temporal_flows.scheduler import ChildResult
+from temporal_flows.tasks.base import PropertySpec, TaskContext, TaskType
+
+
+async def evaluate(ctx: TaskContext) -> ChildResult:
+    seconds = parse_duration(ctx.render(ctx.task.properties["duration"]))
+    await workflow.sleep(seconds, summary=f"sleep {ctx.task.id}")
+    return ChildResult(State.SUCCESS, {})
+
+
+TYPE = TaskType(
+    "sleep",
+    TaskKind.PURE,
+    ("io.kestra.plugin.core.flow.Sleep",),
+    {"duration": PropertySpec("duration", required=True)},
+    "a durable timer",
+    evaluate=evaluate,
+)
