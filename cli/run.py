@@ -36,6 +36,7 @@ from temporal_flows.temporal_cli import default_data_dir
 from temporal_flows.loader import LoadedFlow, load_flow
 from temporal_flows.metadata import DEFAULT_ADDRESS, DEFAULT_UI_PORT
 from temporal_flows.problems import FlowError
+from temporal_flows.validate import not_runnable_yet
 from temporal_flows.metadata import DEFAULT_MAX_PENDING_TASKS, DEFAULT_REDISPATCH_LIMIT
 from temporal_flows.runs import TemporalUnreachable, connect, live_result, read_result, start_run, ui_url, wait_result
 from temporal_flows.worker import create_worker
@@ -88,9 +89,13 @@ class _RunOptions:
 
 def _load(flow: Path) -> LoadedFlow:
     try:
-        return load_flow(flow)
+        loaded = load_flow(flow)
     except FlowError as error:
         raise fail(str(error), ExitCode.INVALID) from None
+    refused = not_runnable_yet(loaded)
+    if refused:
+        raise fail(str(FlowError(refused)), ExitCode.INVALID)
+    return loaded
 
 
 def _check_inputs(loaded: LoadedFlow, inputs: list[str], inputs_file: Optional[Path]) -> None:

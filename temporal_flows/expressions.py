@@ -11,7 +11,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 CONTEXT_ROOTS = frozenset(
@@ -60,12 +60,18 @@ def is_template(value: str) -> bool:
     return "{{" in value or "{%" in value
 
 
+@lru_cache(maxsize=4096)
+def _compiled(template: str) -> Template:
+    """Compiling is most of a render's cost; a for-each renders the same text once per item."""
+    return environment().from_string(normalize(template))
+
+
 def render_string(template: str, context: dict[str, Any]) -> str:
     """Render one template string; raise `ExpressionError` naming the expression and the reason."""
     if not is_template(template):
         return template
     try:
-        return environment().from_string(normalize(template)).render(context)
+        return _compiled(template).render(context)
     except TemplateError as error:
         raise ExpressionError(f"cannot render `{template.strip()}`: {error.message or error}") from None
     except Exception as error:  # noqa: BLE001 - any error inside a template fails its task, never the worker

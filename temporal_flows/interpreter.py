@@ -25,6 +25,13 @@ from temporal_flows.tasks.conditional import is_true
 
 PATCH_BOUNDED_CANCEL_WAIT = "bounded-cancel-wait"
 """Before it, a cancelled activity was awaited without bound (a durable timer now caps the wait)."""
+PATCH_PAUSE_IN_PURE_WORK = "pause-in-pure-work"
+"""Before it, pure work never gave the worker back: 10,000 pure tasks in a row tripped the SDK's
+deadlock detector (2 s without yielding) and the workflow task failed forever."""
+
+PURE_WORK_BATCH = 500
+"""Pure and flowable task runs in a row before the workflow pauses on a 1 ms durable timer, so one
+workflow task stays well under the deadlock detector's 2 s (counted, never timed: deterministic)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,7 @@ class Interpreter:
         self.task_results: dict[str, dict[str, Any]] = {}
         self._metrics: dict[str, list[dict[str, Any]]] = {}
         """task run id → metrics its activity reported, until the task run closes."""
+        self._pure_in_a_row = 0
 
     async def run_flow(self) -> GroupResult:
         """The flow's tasks in order, then its `errors` (after a failure) and `finally`."""
@@ -100,7 +108,16 @@ class Interpreter:
         if task_type(task.type).kind is TaskKind.RUNNABLE:
             async with self._pending_tasks:
                 return await self._open_and_run(task, scope)
+        await self._pause_after_pure_batch()
         return await self._open_and_run(task, scope)
+
+    async def _pause_after_pure_batch(self) -> None:
+        self._pure_in_a_row += 1
+        if self._pure_in_a_row < PURE_WORK_BATCH:
+            return
+        self._pure_in_a_row = 0
+        if workflow.patched(PATCH_PAUSE_IN_PURE_WORK):
+            await workflow.sleep(0.001, summary="pause in pure work")
 
     async def _open_and_run(self, task: Task, scope: Scope) -> ChildResult:
         kind = task_type(task.type)
@@ -128,8 +145,8 @@ class Interpreter:
         state, tolerated = result.state, result.tolerated
         if state is State.FAILED and task.allow_failure:
             state, tolerated = State.WARNING, True
-        if state is State.WARNING and task.allow_warning and not tolerated:
-            state = State.SUCCESS
+        if state is State.WARNING and task.allow_warning:
+            state, tolerated = State.SUCCESS, False  # Kestra: allowFailure + allowWarning → SUCCESS
         if state is result.state and tolerated == result.tolerated:
             return result
         return replace(result, state=state, tolerated=tolerated)

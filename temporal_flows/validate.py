@@ -12,6 +12,7 @@ from temporal_flows.metadata import PAYLOAD_LIMIT_BYTES
 from temporal_flows.model import Location, Task
 from temporal_flows.problems import Problem, did_you_mean
 from temporal_flows.source import LoadedFlow
+from temporal_flows.tasks import task_type
 
 
 def validate(loaded: LoadedFlow) -> list[Problem]:
@@ -64,8 +65,10 @@ def _check_templates(task: Task, loaded: LoadedFlow, known_ids: list[str]) -> li
                 problems.append(_at(location, loaded.flow.source_file, f"task `{task.id}`, `{prop}`: unknown task `{task_id}` in `{template.strip()}`{hint}"))
             if task.id in referenced:
                 problems.append(_at(location, loaded.flow.source_file, f"task `{task.id}`, `{prop}`: a task cannot use its own outputs"))
-            for name in sorted(unknown):
-                why = " (not deterministic, so not available in flows)" if name in NON_DETERMINISTIC_GLOBALS else ""
+            # Other unknown names fail their task when it renders (SPEC §3.6, Kestra's failed-first):
+            # only what could never render the same twice is refused before the start.
+            for name in sorted(unknown & set(NON_DETERMINISTIC_GLOBALS)):
+                why = " (not deterministic, so not available in flows)"
                 problems.append(_at(location, loaded.flow.source_file, f"task `{task.id}`, `{prop}`: unknown variable `{name}`{why} in `{template.strip()}`"))
     return problems
 
@@ -74,3 +77,14 @@ def _at(location: Location | None, file: str, message: str) -> Problem:
     if location is None:
         return Problem(file, 1, 1, message)
     return Problem(location.file, location.line, location.column, message)
+
+
+def not_runnable_yet(loaded: LoadedFlow) -> list[Problem]:
+    """Tasks of a valid flow whose type cannot run in this version (see `TaskType.runs_yet`):
+    `tflow run` refuses the flow with these rather than start it and fail half-way."""
+    problems = []
+    for task in loaded.flow.all_tasks():
+        if not task_type(task.type).runs_yet:
+            message = f"task `{task.id}`: `{task.type}` tasks are valid but cannot run in this version of tflow yet"
+            problems.append(_at(task.location, loaded.flow.source_file, message))
+    return problems

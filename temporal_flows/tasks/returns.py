@@ -16,7 +16,7 @@ TYPE = TaskType(
     "return",
     TaskKind.PURE,
     ("io.kestra.plugin.core.debug.Return",),
-    {"format": PropertySpec("string")},
+    {"format": PropertySpec("string", aliases=("return",), description="`return` when written as a `basic` task")},
     "outputs `value`, the rendered `format`",
     evaluate=evaluate,
 )

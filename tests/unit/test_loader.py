@@ -170,7 +170,8 @@ tasks:
 """
     )
     assert any(p.startswith("flow.yaml:7:13: task `a`, `format`: invalid expression") for p in found), found
-    assert any(p.startswith("flow.yaml:10:13:") and "unknown variable `taskk`" in p for p in found), found
+    # An unknown variable is not a reference to a task: like Kestra, it fails its task at run time.
+    assert not any("taskk" in p for p in found), found
 
 
 def test_empty_and_non_mapping_files():
