@@ -36,7 +36,7 @@ clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
 
 # Benchmarks and long runs (bench/): each starts its own dev server and worker subprocesses.
-.PHONY: bench soak large-runs
+.PHONY: bench soak large-runs foreach-scale
 
 # The interpreter against a hand-written Temporal workflow; BENCH_ARGS=--check exits 1 on a missed target.
 bench: temporal
@@ -49,3 +49,7 @@ soak: temporal
 # Two large runs through `tflow run --json`: 100 tasks x 25 KB outputs, 2,500 tasks in one parallel.
 large-runs: temporal
 	$(BIN)/python -m bench.large_runs $(LARGE_RUNS_ARGS)
+
+# A for-each of 1,000 and of 10,000 pure items: the per-item cost must not grow with the size.
+foreach-scale: temporal
+	$(BIN)/python -m bench.foreach_scale $(FOREACH_SCALE_ARGS)
