@@ -167,7 +167,7 @@ class _Normalizer:
         if task_type.delegate is not None:
             chosen = task_type.delegate({snake_case(key): value for key, value in node.items()})
             if chosen is None:
-                self.problem(location, f"a `{name}` task needs one of the fields that decide what it runs: {task_type.description}")
+                self.problem(location, f"a `{name}` task is {task_type.description}, and has none of them")
                 return None
             return resolve_type(chosen)
         return task_type

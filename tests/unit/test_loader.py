@@ -209,3 +209,50 @@ def test_yaml_1_2_booleans_keep_words_as_strings():
     assert flow.tasks[0].id == "off"
     assert flow.tasks[0].properties["format"] == "yes"
     assert flow.tasks[0].disabled is False
+
+
+def test_handler_targets_and_basic_fields_are_checked():
+    found = problems_of(
+        """
+id: x
+namespace: y
+tasks:
+  - id: before
+    type: return
+    format: a
+  - id: p
+    type: parallel
+    tasks:
+      - {id: c, type: basic, commands: ["true"]}
+      - {id: d, type: basic}
+    on_success: {next: before}
+    on_error: {next: handlr, with: {e: "{{ .error }}"}}
+  - id: handler
+    type: return
+    format: "{{ input.e }}"
+"""
+    )
+    assert any(p.startswith("flow.yaml:12:23:") and "a `basic` task is a task decided by its fields: `commands`" in p for p in found), found
+    assert any("`on_success.next` of `p`: `before` comes before it" in p for p in found), found
+    assert any("`on_error.next` of `p`: `handlr` is not a task of the same list (did you mean `handler`?)" in p for p in found), found
+
+
+def test_dag_cycles_name_their_members():
+    found = problems_of(
+        """
+id: x
+namespace: y
+tasks:
+  - id: g
+    type: dag
+    tasks:
+      - task: {id: a, type: return, format: a}
+        dependsOn: [c]
+      - task: {id: b, type: return, format: b}
+        dependsOn: [a]
+      - task: {id: c, type: return, format: c}
+        dependsOn: [b, nope]
+"""
+    )
+    assert any("dag `g` has a dependency cycle: `a` → `c` → `b` → `a`" in p for p in found), found
+    assert any("`c` depends on `nope`, which is not a task of dag `g`" in p for p in found), found
