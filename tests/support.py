@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import sys
 import textwrap
@@ -77,3 +79,43 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 def tflow(*args: str) -> list[str]:
     return [PYTHON, "-m", "cli.app", *args]
+
+
+# -- helpers for running several flows at once and reading their ledgers and histories ----------
+
+
+def fill(text: str, **tokens: Any) -> str:
+    """Flow text with each `<<name>>` replaced by str(value) (YAML and templates keep their braces)."""
+    for name, value in tokens.items():
+        text = text.replace(f"<<{name}>>", str(value))
+    return text
+
+
+async def run_flows(client: Client, task_queue: str, folder: Path, flows: dict[str, str], **options: Any) -> dict[str, dict[str, Any]]:
+    """Write each flow text as `<name>.yaml` in `folder`, run them all at once; results by name."""
+    paths = [write_flow(folder, text, f"{name}.yaml") for name, text in flows.items()]
+    results = await asyncio.gather(*(run_flow(client, path, task_queue, **options) for path in paths))
+    return dict(zip(flows, results))
+
+
+async def run_with_history(client: Client, path: Path, task_queue: str, **options: Any) -> tuple[dict[str, Any], list[Any]]:
+    """Run a flow; its result and its Temporal history events."""
+    handle = await start_run(client, load_flow(path), task_queue=task_queue, **options)
+    result = await wait_result(handle)
+    return result, [event async for event in handle.fetch_history_events()]
+
+
+def runs_of(result: dict[str, Any], task_id: str) -> list[dict[str, Any]]:
+    """Every task run of `task_id`, in creation order."""
+    return [run for run in result["task_runs"] if run["task_id"] == task_id]
+
+
+def task_ids(result: dict[str, Any]) -> list[str]:
+    """The task ids of the ledger, in creation order."""
+    return [run["task_id"] for run in result["task_runs"]]
+
+
+def span(log: Path, seconds: float) -> str:
+    """A `commands` list (as YAML flow text) that sleeps `seconds` between `start`/`end` lines in
+    `log`, for `peak_concurrency`."""
+    return json.dumps([f"echo start $(date +%s.%N) >> {log}", f"sleep {seconds}", f"echo end $(date +%s.%N) >> {log}"])

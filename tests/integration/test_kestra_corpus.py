@@ -167,7 +167,6 @@ FEATURES: list[tuple[str, Callable[[Any, Case], bool]]] = [
     ("Pebble `| json`", uses_expression(r"\|\s*json\b")),
     ("Pebble `jq(`", uses_expression(r"\bjq\s*\(")),
     ("Pebble `render(`", uses_expression(r"\brender\s*\(")),
-    ("Pebble `currentEachOutput(`", uses_expression(r"\bcurrentEachOutput\s*\(")),
     ("Pebble `is json`", uses_expression(r"\bis\s+json\b")),
 ]
 """(feature of issue 7, does the case need it): a case needing any of them is skipped."""
