@@ -7,6 +7,7 @@ workflow's own clock through the context.
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from typing import Any
@@ -39,11 +40,39 @@ class ExpressionError(Exception):
     """A template that cannot be parsed or rendered; the message names the expression and why."""
 
 
+class FlowEnvironment(ImmutableSandboxedEnvironment):
+    """`a.b` on a mapping reads its key first, as Kestra's Pebble does: `outputs.x.values` is the
+    output named `values`, not the dictionary's `values` method."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
+def as_text(value: Any) -> Any:
+    """How a `{{ }}` value prints, as in Kestra: lists and mappings as JSON, booleans as
+    `true`/`false`, null as nothing (Jinja would print Python's `['a']`, `True`, `None`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"), default=str)
+    return value
+
+
+def to_json(value: Any) -> str:
+    """Kestra's `| json` filter: the value as JSON text."""
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
 @lru_cache(maxsize=1)
 def environment() -> ImmutableSandboxedEnvironment:
     """Sandboxed, strict, and deterministic: templates render inside the workflow, so every replay
     must render the same text (no randomness, no wall clock, no I/O)."""
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env = FlowEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=as_text)
+    env.filters["json"] = to_json
     for name in NON_DETERMINISTIC_GLOBALS:
         env.globals.pop(name, None)
     for name in NON_DETERMINISTIC_FILTERS:

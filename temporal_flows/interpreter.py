@@ -76,7 +76,7 @@ class Interpreter:
     async def run_flow(self) -> GroupResult:
         """The flow's tasks in order, then its `errors` (after a failure) and `finally`."""
         scope = Scope(limit=self.max_workers, retry=_policy(self.flow.retry))
-        outcome = await run_group(Group.chain(self.flow.tasks), self._child_runner(scope))
+        outcome = await self._run_group_then_finally_if_cancelled(Group.chain(self.flow.tasks), self.flow.finally_tasks, scope)
         if not self.flow.errors and not self.flow.finally_tasks:
             return outcome
         result = ChildResult(outcome.state, error=outcome.error)
@@ -194,14 +194,14 @@ class Interpreter:
             (context.task_run, *scope.parents), plan.children_limit, scope.values, scope.iteration,
             retry=_policy(task.retry) or scope.retry,
         )
+        errors, final = task.branches.get("errors", []), task.branches.get("finally", [])
         outcome = GroupResult(State.SUCCESS, {})
         if plan.result is not None:
             result = plan.result
         else:
             assert plan.group is not None
-            outcome = await run_group(plan.group, self._child_runner(child_scope))
+            outcome = await self._run_group_then_finally_if_cancelled(plan.group, final, child_scope)
             result = ChildResult(outcome.state, outcome.output, outcome.error, winner=outcome.winner)
-        errors, final = task.branches.get("errors", []), task.branches.get("finally", [])
         result = await self._errors_and_finally(errors, final, result, child_scope)
         if kind.conclude is not None:
             try:
@@ -209,6 +209,16 @@ class Interpreter:
             except ExpressionError as error:
                 result = _expression_failure(error)
         return result, plan.outputs
+
+    async def _run_group_then_finally_if_cancelled(self, group: Group, final: list[Task], scope: Scope) -> GroupResult:
+        """`finally` always runs (SPEC §3.5): also when the scope is cancelled from outside (a
+        fail-fast sibling, a race won elsewhere, an enclosing timeout); then the cancellation goes on."""
+        try:
+            return await run_group(group, self._child_runner(scope))
+        except (asyncio.CancelledError, CancelledError):
+            if final:
+                await run_group(Group.chain(final), self._child_runner(scope))
+            raise
 
     async def _errors_and_finally(
         self, errors: list[Task], final: list[Task], result: ChildResult, scope: Scope

@@ -11,6 +11,7 @@ from typing import Any
 
 from temporal_flows.durations import EXPECTED as DURATION_EXPECTED
 from temporal_flows.durations import parse_duration
+from temporal_flows.expressions import is_template
 from temporal_flows.model import Flow, Location, Task
 from temporal_flows.problems import Problem, did_you_mean
 from temporal_flows.retries import BEHAVIORS, RETRY_PROPERTIES, RETRY_TYPES
@@ -342,6 +343,8 @@ class _Normalizer:
             shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
             self.problem(location, f"`{key}` must be {expected}, got {shown}")
             return _INVALID
+        if spec.dynamic and isinstance(value, str) and is_template(value):
+            return value
         if spec.kind == "duration":
             return parse_duration(value)
         if spec.kind == "mapping" and key == "env":
@@ -404,7 +407,9 @@ def _lookup(task_type: TaskType, name: str) -> tuple[PropertySpec | None, str | 
     return None, None
 
 
-def _is_duration(value: Any, _: PropertySpec) -> bool:
+def _is_duration(value: Any, spec: PropertySpec | None) -> bool:
+    if spec is not None and spec.dynamic and isinstance(value, str) and is_template(value):
+        return True  # checked when it renders
     try:
         parse_duration(value)
     except ValueError:

@@ -34,6 +34,8 @@ class PropertySpec:
     description: str = ""
     minimum: int = 0
     """For `integer`: the smallest value accepted."""
+    dynamic: bool = False
+    """A template is accepted in place of the value and checked when it renders (task start)."""
 
 
 @dataclass(frozen=True)

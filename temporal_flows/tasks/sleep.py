@@ -12,7 +12,11 @@ from temporal_flows.tasks.base import PropertySpec, TaskContext, TaskType
 
 
 async def evaluate(ctx: TaskContext) -> ChildResult:
-    seconds = parse_duration(ctx.render(ctx.task.properties["duration"]))
+    rendered = ctx.render(ctx.task.properties["duration"])
+    try:
+        seconds = parse_duration(rendered)
+    except ValueError as error:
+        return ChildResult(State.FAILED, {}, {"type": "InvalidDuration", "message": f"`duration`: {error}"})
     await workflow.sleep(seconds, summary=f"sleep {ctx.task.id}")
     return ChildResult(State.SUCCESS, {})
 
@@ -21,7 +25,7 @@ TYPE = TaskType(
     "sleep",
     TaskKind.PURE,
     ("io.kestra.plugin.core.flow.Sleep",),
-    {"duration": PropertySpec("duration", required=True)},
+    {"duration": PropertySpec("duration", required=True, dynamic=True)},
     "a durable timer",
     evaluate=evaluate,
 )

@@ -164,7 +164,6 @@ FEATURES: list[tuple[str, Callable[[Any, Case], bool]]] = [
     ("Pebble `? :` ternary", uses_expression(r"(?<!\?)\?(?!\?)[^:]*:")),
     ("Pebble `??`", uses_expression(r"\?\?")),
     ("Pebble `is defined`", uses_expression(r"\bis\s+(not\s+)?defined\b")),
-    ("Pebble `| json`", uses_expression(r"\|\s*json\b")),
     ("Pebble `jq(`", uses_expression(r"\bjq\s*\(")),
     ("Pebble `render(`", uses_expression(r"\brender\s*\(")),
     ("Pebble `is json`", uses_expression(r"\bis\s+json\b")),
