@@ -28,7 +28,7 @@ test: temporal
 	$(BIN)/python -m pytest
 
 # Record a new generation of the histories the replay tests check (after an intended, patched
-# interpreter change): make record-histories LABEL=v3. Older generations are kept and keep replaying.
+# interpreter change): make record-histories LABEL=v4. Older generations are kept and keep replaying.
 record-histories: temporal
 	$(BIN)/python -m tests.histories.record $(LABEL)
 

@@ -1,4 +1,4 @@
-"""Record workflow histories for the replay tests: `make record-histories LABEL=v3`.
+"""Record workflow histories for the replay tests: `make record-histories LABEL=v4`.
 
 Each flow under `tests/histories/flows/` runs on a fresh dev server; its history is saved as
 `<flow>.<LABEL>.json` beside it (the first recording has no label). Existing files are never

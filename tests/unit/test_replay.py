@@ -18,9 +18,14 @@ HISTORIES = sorted((Path(__file__).resolve().parents[1] / "histories").glob("*.j
 
 
 def test_histories_were_recorded():
-    # The first generation (no label) and the one recorded after the engine work of issue 5 (v2).
+    # The first generation (no label), the one recorded after the engine work of issue 5 (v2), and
+    # the one after the task-type registry of issue 6 (v3: every strategy with handlers, a for-each,
+    # retries of each type, errors and finally).
     first = {"parallel", "sequential", "fail_fast", "cancelled"}
-    assert {path.stem for path in HISTORIES} >= first | {f"{name}.v2" for name in first} | {"engine.v2"}
+    third = first | {"engine", "strategies", "foreach", "retry", "errors_finally"}
+    assert {path.stem for path in HISTORIES} >= (
+        first | {f"{name}.v2" for name in first} | {"engine.v2"} | {f"{name}.v3" for name in third}
+    )
 
 
 @pytest.mark.parametrize("history_file", HISTORIES, ids=[path.stem for path in HISTORIES])
