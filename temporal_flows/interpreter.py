@@ -252,7 +252,7 @@ class Interpreter:
                 result = await self._attempt(kind, context)
             except ExpressionError as error:
                 result = _expression_failure(error)
-            if result.state is not State.FAILED or policy is None:
+            if result.state is not State.FAILED or policy is None or context.cancel_requested:
                 break
             delay = policy.delay(task_run.attempts, context.random)
             elapsed = (workflow.now() - first_started).total_seconds()
@@ -287,6 +287,7 @@ class Interpreter:
                     handle.cancel()  # legacy: wait for the acknowledgement without bound
                     result = await handle
                 else:
+                    context.cancel_requested = True
                     return await self._cancel_activity(handle, task_run, runnable)
         except ActivityError as error:
             return self._activity_failure(task_run, runnable, error)

@@ -69,6 +69,8 @@ class TaskContext:
     """render(value, extra=None): every template in `value`, with `extra` names added."""
     random: Callable[[], float]
     """The workflow's deterministic random source."""
+    cancel_requested: bool = False
+    """Set when the task was cancelled while an attempt was ending on its own: no retry follows."""
 
 
 @dataclass(frozen=True)
