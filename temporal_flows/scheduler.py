@@ -23,6 +23,11 @@ from temporal_flows.ledger import State, worst
 from temporal_flows.model import Task
 
 
+PATCH_CANCEL_CHILDREN_ONCE = "cancel-children-once"
+"""Before it, every further failure in a stopping fail-fast group cancelled the running children
+again, which cut short their wait for the activity's acknowledgement."""
+
+
 class Strategy:
     WAIT_ALL = "wait_all"
     FAIL_FAST = "fail_fast"
@@ -135,7 +140,7 @@ class GroupResult:
         """A race's winner output, else child key → output (None where it did not succeed)."""
         if self.winner is not None:
             return self.results[self.winner].output
-        return {key: result.output if result.state.succeeded else None for key, result in self.results.items()}
+        return {key: result.output if result.really_succeeded else None for key, result in self.results.items()}
 
 
 @dataclass
@@ -272,6 +277,8 @@ class _GroupRun:
         if result.group_state.succeeded:
             return
         if strategy == Strategy.FAIL_FAST:
+            if progress.stopping and workflow.patched(PATCH_CANCEL_CHILDREN_ONCE):
+                return  # already cancelling: a second cancel would cut their acknowledgement short
             progress.stopping = True
             self._cancel_running()
         elif self.group.stop_on_failure:
@@ -311,9 +318,14 @@ class _GroupRun:
                 return GroupResult(State.SUCCESS, results, winner=progress.winner)
             return GroupResult(State.FAILED, results, error=first_error or _nothing_succeeded(self.group.id))
         if strategy == Strategy.BEST_EFFORT:
-            if not failed:
-                return GroupResult(worst([result.group_state for result in results.values()]), results)
             succeeded = sum(1 for result in results.values() if result.really_succeeded)
+            tolerated = [(key, result) for key, result in results.items() if result.tolerated]
+            if not failed and (not tolerated or succeeded >= self.group.min_success):
+                return GroupResult(worst([result.group_state for result in results.values()]), results)
+            if not failed:  # only tolerated failures, and too few real successes
+                error = dict(tolerated[0][1].error or {"type": "Failed", "message": "failed"})
+                error.setdefault("task_id", tolerated[0][0])
+                return GroupResult(State.FAILED, results, error=error)
             state = State.WARNING if succeeded >= self.group.min_success else State.FAILED
             return GroupResult(state, results, error=first_error)
         states = [State.FAILED if result.state is State.CANCELLED else result.group_state for result in results.values()]
