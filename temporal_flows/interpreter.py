@@ -120,7 +120,7 @@ class Interpreter:
             await workflow.sleep(0.001, summary="pause in pure work")
 
     async def _open_and_run(self, task: Task, scope: Scope) -> ChildResult:
-        kind = task_type(task.type)
+        declared = task_type(task.type)
         parent = scope.parents[0] if scope.parents else None
         task_run = self.ledger.open(task.id, task.type, parent, scope.value, scope.iteration)
         context = self._task_context(task, task_run, scope)
@@ -128,16 +128,16 @@ class Interpreter:
         try:
             if task.run_if is not None and not is_true(context.render(task.run_if)):
                 result = ChildResult(State.SKIPPED)
-            elif kind.kind is TaskKind.FLOWABLE:
-                result, own_outputs = await self._run_flowable(kind, context)
+            elif declared.kind is TaskKind.FLOWABLE:
+                result, own_outputs = await self._run_flowable(declared, context)
             else:
-                result = await self._run_attempts(kind, context)
+                result = await self._run_attempts(declared, context)
         except (asyncio.CancelledError, CancelledError):
             result = _cancelled()
         except ExpressionError as error:
             result = _expression_failure(error)
         result = self._apply_allowances(task, result)
-        self._record(task, task_run, scope, result, own_outputs)
+        self._record(declared, task_run, scope, result, own_outputs)
         return result
 
     @staticmethod
@@ -151,25 +151,28 @@ class Interpreter:
             return result
         return replace(result, state=state, tolerated=tolerated)
 
-    def _record(self, task: Task, task_run: TaskRun, scope: Scope, result: ChildResult, own: dict[str, Any] | None) -> None:
+    def _record(
+        self, declared: TaskType, task_run: TaskRun, scope: Scope, result: ChildResult, own: dict[str, Any] | None
+    ) -> None:
         """Close the task run and make its outputs visible to later templates.
 
         A flowable's output (its group's map) is only `tasks.<id>.output`; its Kestra outputs are
         what its type decided (a switch's `value`) and a race's `winner`.
         """
+        task_id = task_run.task_id
         outputs = None
-        if task_type(task.type).kind is not TaskKind.FLOWABLE:
+        if declared.kind is not TaskKind.FLOWABLE:
             outputs = result.output if isinstance(result.output, dict) else None
         elif own is not None or result.winner is not None:
             outputs = {**(own or {}), **({"winner": result.winner} if result.winner is not None else {})}
         if outputs is not None:
-            self._publish(task.id, scope.values, outputs)
+            self._publish(task_id, scope.values, outputs)
         metrics = self._metrics.pop(task_run.id, None)
         error = result.error
         if error is not None and result.state is State.FAILED:
-            error = {**error, "task_id": error.get("task_id") or task.id}
+            error = {**error, "task_id": error.get("task_id") or task_id}
         self.ledger.close(task_run, result.state, outputs=outputs, error=error, metrics=metrics)
-        self.task_results[task.id] = {
+        self.task_results[task_id] = {
             "output": result.output, "state": result.state.value, "error": result.error, "winner": result.winner,
         }
 
@@ -185,11 +188,11 @@ class Interpreter:
 
     # -- flowables: the scheduler -----------------------------------------------------------
 
-    async def _run_flowable(self, kind: TaskType, context: TaskContext) -> tuple[ChildResult, dict[str, Any] | None]:
+    async def _run_flowable(self, declared: TaskType, context: TaskContext) -> tuple[ChildResult, dict[str, Any] | None]:
         """The type's plan through the one scheduler, then `errors`/`finally`, then its conclusion."""
-        assert kind.plan is not None
+        assert declared.plan is not None
         task, scope = context.task, context.scope
-        plan = kind.plan(context)
+        plan = declared.plan(context)
         child_scope = Scope(
             (context.task_run, *scope.parents), plan.children_limit, scope.values, scope.iteration,
             retry=_policy(task.retry) or scope.retry,
@@ -203,9 +206,9 @@ class Interpreter:
             outcome = await self._run_group_then_finally_if_cancelled(plan.group, final, child_scope)
             result = ChildResult(outcome.state, outcome.output, outcome.error, winner=outcome.winner)
         result = await self._errors_and_finally(errors, final, result, child_scope)
-        if kind.conclude is not None:
+        if declared.conclude is not None:
             try:
-                result = kind.conclude(context, outcome, result)
+                result = declared.conclude(context, outcome, result)
             except ExpressionError as error:
                 result = _expression_failure(error)
         return result, plan.outputs
@@ -241,7 +244,7 @@ class Interpreter:
 
     # -- runnables and pure tasks: attempts ---------------------------------------------------
 
-    async def _run_attempts(self, kind: TaskType, context: TaskContext) -> ChildResult:
+    async def _run_attempts(self, declared: TaskType, context: TaskContext) -> ChildResult:
         """Attempts of one task run until one does not fail or its retry allows no more; the wait
         between attempts is a durable timer. Each attempt renders its templates again."""
         task, task_run = context.task, context.task_run
@@ -249,7 +252,7 @@ class Interpreter:
         first_started = workflow.now()
         while True:
             try:
-                result = await self._attempt(kind, context)
+                result = await self._attempt(declared, context)
             except ExpressionError as error:
                 result = _expression_failure(error)
             if result.state is not State.FAILED or policy is None or context.cancel_requested:
@@ -265,12 +268,12 @@ class Interpreter:
             result = replace(result, state=State.WARNING)
         return result
 
-    async def _attempt(self, kind: TaskType, context: TaskContext) -> ChildResult:
-        if kind.runnable is not None:
-            return await self._run_activity(kind.runnable, context)
-        if kind.evaluate is None:
-            raise ApplicationError(f"task type `{kind.name}` cannot run yet", non_retryable=True)
-        return await kind.evaluate(context)
+    async def _attempt(self, declared: TaskType, context: TaskContext) -> ChildResult:
+        if declared.runnable is not None:
+            return await self._run_activity(declared.runnable, context)
+        if declared.evaluate is None:
+            raise ApplicationError(f"task type `{declared.name}` cannot run yet", non_retryable=True)
+        return await declared.evaluate(context)
 
     async def _run_activity(self, runnable: RunnableType, context: TaskContext) -> ChildResult:
         task, task_run, scope = context.task, context.task_run, context.scope

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from temporal_flows.ledger import State
 from temporal_flows.model import TaskKind
 from temporal_flows.scheduler import ChildResult, Group, GroupResult
@@ -15,7 +17,7 @@ def plan(ctx: TaskContext) -> Plan:
 def conclude(ctx: TaskContext, outcome: GroupResult, result: ChildResult) -> ChildResult:
     if result.state is not State.FAILED:
         return result
-    return ChildResult(State.WARNING, result.output, result.error, tolerated=True)
+    return replace(result, state=State.WARNING, tolerated=True)
 
 
 TYPE = TaskType(

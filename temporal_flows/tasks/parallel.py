@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from temporal_flows.ledger import State
@@ -37,9 +38,7 @@ def conclude(ctx: TaskContext, outcome: GroupResult, result: ChildResult) -> Chi
         return result
     values = ctx.render(handler.get("with") or {}, handler_context(outcome, result))
     jump = Jump(handler["next"], values) if handler.get("next") else None
-    return ChildResult(
-        result.state, result.output, result.error, result.tolerated, result.winner, handled=failed, jump=jump
-    )
+    return replace(result, handled=failed, jump=jump)
 
 
 def handler_context(outcome: GroupResult, result: ChildResult) -> dict[str, Any]:
