@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 # The Temporal dev server binary, unless runs go to an existing server.
 temporal: install
 	@if [ -z "$$TEMPORAL_ADDRESS" ] || [ "$(MAKECMDGOALS)" = "test" ]; then \
-		$(BIN)/python -m temporal_flows.temporal_cli > /dev/null; fi
+		$(BIN)/python -m client.temporal_cli > /dev/null; fi
 
 run: temporal
 	$(BIN)/tflow run $(FLOW)

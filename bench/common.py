@@ -59,7 +59,7 @@ def cpu_times(pid: int) -> CpuTimes:
 @contextlib.asynccontextmanager
 async def dev_server(folder: Path, name: str = "bench"):
     """A headless dev server on free ports with its SQLite file and log in `folder`."""
-    from temporal_flows.devserver import DevServer
+    from client.devserver import DevServer
 
     server = DevServer(port=0, ui_port=0, db_filename=folder / f"{name}.db", headless=True,
                        log_file=folder / f"{name}-server.log")

@@ -39,7 +39,7 @@ async def run_once(address: str, task_queue: str, path: Path, size: int) -> floa
     from temporalio.client import Client
 
     from temporal_flows.loader import load_flow
-    from temporal_flows.runs import start_run, wait_result
+    from client.runs import start_run, wait_result
 
     client = await Client.connect(address)
     started = now()

@@ -131,7 +131,7 @@ class Bench:
                     task_queue=worker.task_queue)
                 await result_of(handle, RUN_TIMEOUT_S)
             else:
-                from temporal_flows.runs import start_run
+                from client.runs import start_run
 
                 handle = await start_run(self.client, loaded, task_queue=worker.task_queue)
                 result = await result_of(handle, RUN_TIMEOUT_S)

@@ -54,7 +54,7 @@ class Counters:
 async def run_one(client: Client, folder: Path, counters: Counters, index: int, tasks: int,
                   concurrent: int, task_queue: str, run_ids: list[str]) -> float:
     from temporal_flows.loader import load_flow
-    from temporal_flows.runs import start_run
+    from client.runs import start_run
 
     children = [commands_task(f"t{i}", [f"printf . >> {counters.path(index)}"]) for i in range(tasks)]
     loaded = load_flow(write_flow(folder, parallel_flow(f"soak-{index}", children, concurrent=concurrent)))

@@ -3,7 +3,7 @@
     python -m bench.worker_proc --kind interpreter|handwritten --address A --task-queue Q
         [--max-concurrent-activities N] [--settings JSON]
 
-`interpreter` is the project's worker (`temporal_flows.worker.create_worker`); after "ready" it
+`interpreter` is the project's worker (`client.worker.create_worker`); after "ready" it
 prints, as JSON, the settings of the Worker it built that a hand-written worker can copy
 (concurrency, pollers, heartbeat throttling, ...). `handwritten` is a plain `temporalio.worker.Worker`
 with the default sandbox, the bench's hand-written workflows and activity, and exactly those
@@ -78,7 +78,7 @@ def settings_of(worker: Worker) -> dict[str, Any]:
 def build(kind: str, client: Client, task_queue: str, max_concurrent_activities: int,
           settings: dict[str, Any] | None) -> Worker:
     if kind == "interpreter":
-        from temporal_flows.worker import create_worker
+        from client.worker import create_worker
 
         return create_worker(client, task_queue, max_concurrent_activities=max_concurrent_activities)
     if kind == "handwritten":

@@ -13,7 +13,7 @@ from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from temporal_flows.metadata import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, DEFAULT_UI_PORT
-from temporal_flows.runs import TemporalUnreachable
+from client.runs import TemporalUnreachable
 
 
 class ExitCode:

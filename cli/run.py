@@ -31,15 +31,15 @@ from cli.common import (
     run_async,
 )
 from cli.progress import ProgressPrinter, print_result
-from temporal_flows.devserver import DevServer, default_db_filename, free_port, port_is_free
-from temporal_flows.temporal_cli import default_data_dir
+from client.devserver import DevServer, default_db_filename, free_port, port_is_free
+from client.temporal_cli import default_data_dir
 from temporal_flows.loader import LoadedFlow, load_flow
 from temporal_flows.metadata import DEFAULT_ADDRESS, DEFAULT_UI_PORT
 from temporal_flows.problems import FlowError
 from temporal_flows.validate import not_runnable_yet
 from temporal_flows.metadata import DEFAULT_MAX_PENDING_TASKS, DEFAULT_REDISPATCH_LIMIT
-from temporal_flows.runs import TemporalUnreachable, connect, live_result, read_result, start_run, ui_url, wait_result
-from temporal_flows.worker import create_worker
+from client.runs import TemporalUnreachable, connect, live_result, read_result, start_run, ui_url, wait_result
+from client.worker import create_worker
 
 POLL_SECONDS = 0.25
 

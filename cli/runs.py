@@ -13,7 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from cli.common import AddressOption, Connection, ExitCode, NamespaceOption, TaskQueueOption, UiUrlOption, fail, run_async
 from cli.progress import print_result
 from temporal_flows.metadata import WORKFLOW_TYPE, search_attribute_keys
-from temporal_flows.runs import connect, read_result, ui_url
+from client.runs import connect, read_result, ui_url
 
 CANCEL_WAIT_SECONDS = 60.0
 

@@ -10,8 +10,8 @@ from typing import Optional
 
 import typer
 
-from temporal_flows.devserver import DevServer, DevServerError, default_db_filename
-from temporal_flows.temporal_cli import TemporalCliNotFound
+from client.devserver import DevServer, DevServerError, default_db_filename
+from client.temporal_cli import TemporalCliNotFound
 from temporal_flows.metadata import DEFAULT_NAMESPACE, DEFAULT_UI_PORT
 
 EXIT_NO_CLI = 3

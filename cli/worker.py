@@ -9,8 +9,8 @@ from typing import Optional
 import typer
 
 from cli.common import AddressOption, Connection, ExitCode, NamespaceOption, TaskQueueOption, fail, log_to_console, run_async
-from temporal_flows.runs import connect
-from temporal_flows.worker import create_worker
+from client.runs import connect
+from client.worker import create_worker
 
 TASK_RUNNERS = ("auto", "process")
 

@@ -14,8 +14,8 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 
-from temporal_flows.devserver import DevServer
-from temporal_flows.worker import create_worker
+from client.devserver import DevServer
+from client.worker import create_worker
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import pytest
 from temporalio.client import Client
 
-from temporal_flows.devserver import free_port, port_is_free
+from client.devserver import free_port, port_is_free
 from tests.support import REPO, cli_env, duration, pid_alive, task_run, tflow, wait_until, write_flow
 
 FINAL_STATES = ("SUCCESS", "WARNING", "FAILED", "CANCELLED")

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from temporal_flows.devserver import DevServer
+from client.devserver import DevServer
 from temporal_flows.loader import load_flow
-from temporal_flows.runs import start_run, wait_result
-from temporal_flows.worker import create_worker
+from client.runs import start_run, wait_result
+from client.worker import create_worker
 
 HERE = Path(__file__).resolve().parent
 FLOWS = HERE / "flows"

@@ -20,8 +20,8 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, Register
 from temporalio.client import Client
 from google.protobuf.duration_pb2 import Duration
 
-from temporal_flows.devserver import DevServer, free_port, port_is_free
-from temporal_flows.temporal_cli import TemporalCliNotFound, find_temporal_cli
+from client.devserver import DevServer, free_port, port_is_free
+from client.temporal_cli import TemporalCliNotFound, find_temporal_cli
 from temporal_flows.metadata import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[2]

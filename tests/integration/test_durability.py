@@ -11,11 +11,11 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from temporal_flows.devserver import DevServer
+from client.devserver import DevServer
 from temporal_flows.loader import load_flow
 from temporal_flows.metadata import HEARTBEAT_TIMEOUT
-from temporal_flows.runs import start_run, wait_result
-from temporal_flows.worker import create_worker
+from client.runs import start_run, wait_result
+from client.worker import create_worker
 from tests.support import REPO, cli_env, pid_alive, task_run, tflow, wait_until, write_flow
 
 FLOW = """

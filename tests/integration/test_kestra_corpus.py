@@ -31,7 +31,7 @@ import pytest_asyncio
 import yaml
 from temporalio.client import Client
 
-from temporal_flows.worker import create_worker
+from client.worker import create_worker
 from tests.support import REPO, cli_env, tflow
 
 CORPUS = REPO.parent / "shared" / "kestra-flows"  # SHARED / "kestra-flows" (tests/conftest.py)

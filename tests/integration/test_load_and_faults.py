@@ -13,7 +13,7 @@ from temporalio.client import Client
 
 from temporal_flows.loader import load_flow
 from temporal_flows.metadata import LEDGER_PAGE_BYTES
-from temporal_flows.runs import live_task_runs, recorded_run, recorded_task_runs, start_run, wait_result
+from client.runs import live_task_runs, recorded_run, recorded_task_runs, start_run, wait_result
 from tests.support import duration, peak_concurrency, pid_alive, run_flow, task_run, wait_until, write_flow
 
 SPAN = 'echo start $(date +%s.%N) >> {log}; sleep {seconds}; echo end $(date +%s.%N) >> {log}'

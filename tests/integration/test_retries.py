@@ -20,8 +20,8 @@ from temporalio.worker import Replayer
 from temporal_flows.loader import load_flow, load_flow_text
 from temporal_flows.metadata import HEARTBEAT_TIMEOUT
 from temporal_flows.problems import FlowError
-from temporal_flows.runs import start_run, wait_result
-from temporal_flows.worker import workflow_runner
+from client.runs import start_run, wait_result
+from client.worker import workflow_runner
 from temporal_flows.workflow import FlowWorkflow
 from tests.support import (
     REPO,

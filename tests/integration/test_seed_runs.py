@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from temporal_flows.loader import load_flow
 from temporal_flows.metadata import search_attribute_keys
-from temporal_flows.runs import start_run, wait_result
+from client.runs import start_run, wait_result
 from tests.support import REPO, duration, run_flow, task_run
 
 

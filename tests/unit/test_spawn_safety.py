@@ -195,7 +195,7 @@ def test_a_die_with_parent_command_dies_with_a_sigkilled_parent() -> None:
 DEVSERVER = textwrap.dedent("""\
     import sys
     from pathlib import Path
-    from temporal_flows.devserver import DevServer
+    from client.devserver import DevServer
     server = DevServer(port=0, ui_port=0, db_filename=None, headless=True, cli=Path(sys.argv[1]))
     server.start()
     print(server.pid, flush=True)

@@ -2,7 +2,7 @@
 
 `tflow server`, `tflow run` without an address and the tests all go through here, so the flags, the
 search attributes and the readiness rule are the same everywhere. Finding or obtaining the `temporal`
-binary itself is `temporal_flows.temporal_cli`'s job.
+binary itself is `client.temporal_cli`'s job.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.processes import die_with_parent_command
 from temporal_flows.metadata import DEFAULT_NAMESPACE, DEFAULT_UI_PORT, SEARCH_ATTRIBUTES
-from temporal_flows.temporal_cli import default_data_dir, find_temporal_cli
+from client.temporal_cli import default_data_dir, find_temporal_cli
 
 
 START_ATTEMPTS = 3

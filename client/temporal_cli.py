@@ -1,8 +1,8 @@
 """Find or obtain the Temporal CLI (`temporal`) binary: the one place that does.
 
 Looks at $TEMPORAL_CLI, PATH and the tools dirs; failing that, downloads it via the temporalio SDK or
-builds it once with Go. `python -m temporal_flows.temporal_cli` prints its path (obtaining it if needed).
-Running the dev server with it is `temporal_flows.devserver`'s job.
+builds it once with Go. `python -m client.temporal_cli` prints its path (obtaining it if needed).
+Running the dev server with it is `client.devserver`'s job.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def _build_with_go(dest: Path, log: Callable[[str], None]) -> Path | None:
 
 
 def main() -> int:
-    """`python -m temporal_flows.temporal_cli`: print the CLI's path, obtaining it first if needed."""
+    """`python -m client.temporal_cli`: print the CLI's path, obtaining it first if needed."""
     try:
         print(find_temporal_cli())
     except TemporalCliNotFound as err:
