@@ -128,6 +128,12 @@ class Flow:
     """Always run, in order, at the end (the flow's `finally`)."""
     retry: dict[str, Any] | None = None
     """The retry every runnable and pure task without a nearer one gets."""
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    """Declared inputs (SPEC §5), normalized by `temporal_flows.inputs`: snake_case keys."""
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    """`[{id, type, value}]` rendered when the run ends into the result's `outputs`."""
+    triggers: list[dict[str, Any]] = field(default_factory=list)
+    """Triggers (SPEC §5), normalized by `temporal_flows.triggers`; `tflow run` ignores them."""
 
     def all_tasks(self) -> list[Task]:
         found: list[Task] = []
@@ -145,8 +151,9 @@ class Flow:
             tasks = getattr(self, name)
             if tasks or name == "tasks":
                 data[name] = [task.to_input() for task in tasks]
-        if data.get("retry") is None:
-            data.pop("retry", None)
+        for name in ("retry", "inputs", "outputs", "triggers"):
+            if not data.get(name):
+                data.pop(name, None)  # runs started before these existed had none: keep inputs alike
         return data
 
     @staticmethod

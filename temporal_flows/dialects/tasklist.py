@@ -19,8 +19,11 @@ from temporal_flows.source import LoadedFlow, SourceMap, YList, YMap
 from temporal_flows.tasks import COMMON_PROPERTIES, PropertySpec, TaskType, known_type_names, resolve_type
 from temporal_flows.tasks.switch import CASE_PREFIX
 
-FLOW_KEYS = ("id", "namespace", "description", "labels", "variables", "tasks", "errors", "finally", "retry")
-FLOW_KEYS_NOT_YET_SUPPORTED = ("inputs", "outputs", "triggers", "concurrency")
+FLOW_KEYS = (
+    "id", "namespace", "description", "labels", "variables", "inputs", "outputs", "triggers", "tasks", "errors",
+    "finally", "retry",
+)
+FLOW_KEYS_NOT_YET_SUPPORTED = ("concurrency",)
 PROCESS_RUNNERS = ("io.kestra.plugin.core.runner.Process", "Process", "process")
 DOCKER_RUNNERS = ("io.kestra.plugin.scripts.runner.docker.Docker", "Docker", "docker")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -63,6 +66,9 @@ class _Normalizer:
         errors = self._task_list(root, "errors", owner="the flow") if "errors" in root else []
         final = self._task_list(root, "finally", owner="the flow") if "finally" in root else []
         retry = self._retry(root["retry"], root.value_location("retry")) if "retry" in root else None
+        inputs = self._declarations(root, "inputs")
+        outputs = self._declarations(root, "outputs")
+        triggers = self._declarations(root, "triggers")
         if flow_id is None or namespace is None or tasks is None:
             return None
         return Flow(
@@ -76,7 +82,27 @@ class _Normalizer:
             errors=errors or [],
             finally_tasks=final or [],
             retry=retry if retry is not _INVALID else None,
+            inputs=inputs,
+            outputs=outputs,
+            triggers=triggers,
         )
+
+    def _declarations(self, root: YMap, key: str) -> list[dict[str, Any]]:
+        """A flow's `inputs`/`outputs`/`triggers`: a list of mappings, each with an `id`."""
+        if key not in root:
+            return []
+        items = root[key]
+        if not isinstance(items, YList):
+            self.problem(root.value_location(key), f"`{key}` must be a list of mappings, each with an `id`")
+            return []
+        found = []
+        for item, location in zip(items, items.item_locations):
+            if not isinstance(item, YMap):
+                self.problem(location, f"an entry of `{key}` must be a mapping with an `id`")
+                continue
+            if self._identifier(item, "id", f"an entry of `{key}`") is not None:
+                found.append({snake_case(name): value for name, value in item.items()})
+        return found
 
     def _identifier(self, node: YMap, key: str, what: str) -> str | None:
         if key not in node:

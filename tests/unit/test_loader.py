@@ -143,7 +143,7 @@ def test_unsupported_yet_is_said_plainly():
         """
 id: x
 namespace: y
-inputs: []
+concurrency: {limit: 1}
 tasks:
   - id: loop
     type: io.kestra.plugin.core.flow.ForEach
@@ -151,7 +151,7 @@ tasks:
     tasks: []
 """
     )
-    assert "flow.yaml:4:1: flow property `inputs` is not supported yet" in found
+    assert "flow.yaml:4:1: flow property `concurrency` is not supported yet" in found
     assert "flow.yaml:9:12: `tasks` of task `loop` must be a non-empty list of tasks" in found
 
 
