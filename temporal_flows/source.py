@@ -44,6 +44,9 @@ class SourceMap:
     declared: list[tuple[str, Location]] = field(default_factory=list)
     """Every task id written in the file with its location, including tasks that did not
     normalize, so duplicate and reference checks still run on a flow with other problems."""
+    declarations: dict[tuple[str, str], Location] = field(default_factory=dict)
+    """(`inputs`/`outputs`/`triggers`, id) → where that entry stands, for problems found later
+    (e.g. `tflow deploy` refusing a trigger type)."""
 
     def locate(self, task_location: Location, prop: str) -> Location:
         return self.properties.get((task_location, prop), task_location)
