@@ -160,7 +160,6 @@ FEATURES: list[tuple[str, Callable[[Any, Case], bool]]] = [
     ("pause tasks", uses_type("pause", "io.kestra.plugin.core.flow.Pause")),
     ("subflows", uses_type("subflow", "io.kestra.plugin.core.flow.Subflow", "io.kestra.plugin.core.flow.Flow")),
     ("flow outputs", top_level("outputs")),
-    ("triggers", top_level("triggers")),
     ("Pebble `? :` ternary", uses_expression(r"(?<!\?)\?(?!\?)[^:]*:")),
     ("Pebble `??`", uses_expression(r"\?\?")),
     ("Pebble `is defined`", uses_expression(r"\bis\s+(not\s+)?defined\b")),
