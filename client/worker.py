@@ -1,7 +1,9 @@
 """Assembles a Temporal worker for flows: the interpreter workflow plus every activity.
 
 Third-party modules the workflow uses are passed through the sandbox deliberately: Jinja2 (pure
-template rendering) and MarkupSafe, plus `activities.api` (frozen dataclasses only).
+template rendering) and MarkupSafe, PyYAML (pure parsing, for YAML inputs resolved in the workflow),
+jq (a C extension, pure: templates' `| jq`, its clock/environment builtins disabled in
+`pebble_library`), plus `activities.api` (frozen dataclasses only).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from temporal_flows.metadata import CANCEL_GRACE, HEARTBEAT_THROTTLE
 from temporal_flows.workflow import FlowWorkflow
 
-SANDBOX_PASSTHROUGH = ("jinja2", "markupsafe", "activities.api")
+SANDBOX_PASSTHROUGH = ("jinja2", "markupsafe", "yaml", "jq", "activities.api")
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:

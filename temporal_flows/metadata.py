@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
     from temporalio.common import SearchAttributeKey
@@ -20,8 +20,10 @@ DEFAULT_UI_PORT = 8233
 SEARCH_ATTRIBUTES: dict[str, str] = {
     "TflowFlowId": "Keyword",
     "TflowNamespace": "Keyword",
+    "TflowLabels": "KeywordList",
 }
-"""Custom search attributes every run carries: name -> Temporal indexed value type."""
+"""Custom search attributes every run carries: name -> Temporal indexed value type. `TflowLabels`
+holds the run's labels as `name=value` terms (`tflow list --label name=value`)."""
 
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 """A runnable whose worker died is re-dispatched within this (SPEC §7: at most 15 s)."""
@@ -58,3 +60,15 @@ def search_attribute_keys() -> tuple["SearchAttributeKey[str]", "SearchAttribute
     from temporalio.common import SearchAttributeKey
 
     return SearchAttributeKey.for_keyword("TflowFlowId"), SearchAttributeKey.for_keyword("TflowNamespace")
+
+
+def labels_search_attribute_key() -> "SearchAttributeKey[Sequence[str]]":
+    """The typed key of a run's labels (`TflowLabels`, a KeywordList of `label_term`s)."""
+    from temporalio.common import SearchAttributeKey
+
+    return SearchAttributeKey.for_keyword_list("TflowLabels")
+
+
+def label_term(name: str, value: str) -> str:
+    """One label as the `TflowLabels` search attribute holds it."""
+    return f"{name}={value}"

@@ -11,13 +11,16 @@ from typing import Any
 
 from temporal_flows.durations import EXPECTED as DURATION_EXPECTED
 from temporal_flows.durations import parse_duration
-from temporal_flows.expressions import is_template
+from temporal_flows.expressions import as_text, is_template
+from temporal_flows.flow_outputs import normalize_outputs
+from temporal_flows.inputs import normalize_inputs
 from temporal_flows.model import Flow, Location, Task
 from temporal_flows.problems import Problem, did_you_mean
 from temporal_flows.retries import BEHAVIORS, RETRY_PROPERTIES, RETRY_TYPES
 from temporal_flows.source import LoadedFlow, SourceMap, YList, YMap
 from temporal_flows.tasks import COMMON_PROPERTIES, PropertySpec, TaskType, known_type_names, resolve_type
 from temporal_flows.tasks.switch import CASE_PREFIX
+from temporal_flows.triggers import check_triggers
 
 FLOW_KEYS = (
     "id", "namespace", "description", "labels", "variables", "inputs", "outputs", "triggers", "tasks", "errors",
@@ -61,7 +64,7 @@ class _Normalizer:
         description = root.get("description")
         if description is not None and not isinstance(description, str):
             self.problem(root.value_location("description"), "`description` must be a string")
-        labels = self._mapping(root, "labels") or {}
+        labels = self._labels(root)
         variables = self._mapping(root, "variables") or {}
         errors = self._task_list(root, "errors", owner="the flow") if "errors" in root else []
         final = self._task_list(root, "finally", owner="the flow") if "finally" in root else []
@@ -96,13 +99,62 @@ class _Normalizer:
             self.problem(root.value_location(key), f"`{key}` must be a list of mappings, each with an `id`")
             return []
         found = []
+        placed: list[YMap] = []
         for item, location in zip(items, items.item_locations):
             if not isinstance(item, YMap):
                 self.problem(location, f"an entry of `{key}` must be a mapping with an `id`")
                 continue
-            if self._identifier(item, "id", f"an entry of `{key}`") is not None:
-                found.append({snake_case(name): value for name, value in item.items()})
+            id_key = "name" if key == "inputs" and "id" not in item and "name" in item else "id"  # Kestra's older `name`
+            if self._identifier(item, id_key, f"an entry of `{key}`") is not None:
+                entry = {snake_case(name): value for name, value in item.items() if name != id_key}
+                found.append({"id": item[id_key], **entry})
+                placed.append(item)
+                self.source_map.declarations.setdefault((key, item[id_key]), item.location)
+        if key in _DECLARATION_CHECKS:
+            found = self._checked_entries(key, found, placed)
+        if key == "triggers":
+            self.problems.extend(check_triggers(list(items)))
         return found
+
+    def _checked_entries(self, key: str, entries: list[dict[str, Any]], placed: list[YMap]) -> list[dict[str, Any]]:
+        """Flow `inputs`/`outputs` checked by their own module; each problem placed at its key or value."""
+        known_task_ids = [task_id for task_id, _ in self.source_map.declared]
+        normalized, problems = _DECLARATION_CHECKS[key](entries, known_task_ids)
+        for found in problems:
+            item = placed[found.index]
+            written = next((name for name in item if snake_case(name) == found.key), None)
+            if written is None:
+                location = item.location
+            else:
+                location = item.key_location(written) if found.at_key else item.value_location(written)
+            self.problem(location, found.message)
+        return normalized
+
+    def _labels(self, root: YMap) -> dict[str, str]:
+        """`labels` as a mapping, or Kestra's list form `[{key, value}]`; values as text."""
+        value = root.get("labels")
+        if value is None:
+            return {}
+        expected = "`labels` must be a mapping of name → text, or a list of `{key, value}`"
+        if isinstance(value, YList):
+            pairs = []
+            for item, location in zip(value, value.item_locations):
+                if not isinstance(item, dict) or set(item) != {"key", "value"} or not isinstance(item["key"], str):
+                    self.problem(location, f"{expected}; this entry is not a `{{key, value}}`")
+                else:
+                    pairs.append((item["key"], item["value"]))
+        elif isinstance(value, dict):
+            pairs = list(value.items())
+        else:
+            self.problem(root.value_location("labels"), expected)
+            return {}
+        labels = {}
+        for name, text in pairs:
+            if isinstance(text, (dict, list)) or text is None:
+                self.problem(root.value_location("labels"), f"label `{name}` must be text, got {type(text).__name__ if text is not None else 'null'}")
+            else:
+                labels[str(name)] = str(as_text(text))
+        return labels
 
     def _identifier(self, node: YMap, key: str, what: str) -> str | None:
         if key not in node:
@@ -231,6 +283,8 @@ class _Normalizer:
             self._handler(task, canonical, value, value_location)
         elif spec.kind == "task_runner":
             self._task_runner(task_type, value, value_location)
+        elif spec.kind == "inputs":  # a pause's `onResume`: declared as a flow's `inputs` are
+            task.properties[canonical] = self._declarations(node, key)
         else:
             checked = self._check(spec, key, value, value_location)
             if checked is not _INVALID:
@@ -444,6 +498,12 @@ def _is_duration(value: Any, spec: PropertySpec | None) -> bool:
 
 
 _INVALID = object()
+_DECLARATION_CHECKS = {
+    "inputs": lambda entries, known_task_ids: normalize_inputs(entries),
+    "outputs": normalize_outputs,
+}
+"""The module that checks and normalizes each kind of flow declaration: (entries, task ids) →
+(normalized entries, problems)."""
 _CHECKS = {
     "string": lambda value, _: isinstance(value, str),
     "integer": lambda value, spec: isinstance(value, int) and not isinstance(value, bool) and value >= spec.minimum,
