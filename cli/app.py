@@ -8,6 +8,8 @@ import traceback
 
 import typer
 
+from client.connection import ConnectionConfigError
+
 app = typer.Typer(
     name="tflow",
     help="Declarative YAML workflows that run durably on Temporal.",
@@ -38,6 +40,9 @@ def main() -> None:
         code = exit_request.code if isinstance(exit_request.code, int) else (0 if exit_request.code is None else 1)
         if isinstance(exit_request.code, str):
             sys.stderr.write(exit_request.code + "\n")
+    except ConnectionConfigError as error:  # a wrong config file, profile or TLS file: usage error
+        sys.stderr.write(f"{error}\n")
+        code = 2
     except Exception as error:  # noqa: BLE001 - a bug must still end with a message and a code
         if os.environ.get("TFLOW_DEBUG"):
             traceback.print_exc()

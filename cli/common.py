@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Optional
+from typing import Any, Awaitable
 
 import typer
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-from temporal_flows.metadata import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, DEFAULT_UI_PORT
-from client.runs import TemporalUnreachable
+from client.connection import Connection, ConnectionConfigError, TemporalUnreachable  # noqa: F401 - Connection re-exported
+from temporal_flows.metadata import DEFAULT_TASK_QUEUE
 
 
 class ExitCode:
@@ -30,36 +29,27 @@ def exit_code_for(state: str) -> int:
 
 
 AddressOption = typer.Option(
-    None, "--address", envvar="TEMPORAL_ADDRESS", help="Temporal frontend host:port.", show_envvar=True
+    None, "--address",
+    help="Temporal frontend host:port; wins over env TEMPORAL_ADDRESS, which wins over the config profile's "
+    "(default 127.0.0.1:7233; `run`: the embedded server).",
 )
 NamespaceOption = typer.Option(
-    DEFAULT_NAMESPACE, "--namespace", envvar="TEMPORAL_NAMESPACE", help="Temporal namespace.", show_envvar=True
+    None, "--namespace",
+    help="Temporal namespace; wins over env TEMPORAL_NAMESPACE, then the config profile's (default: default).",
+)
+ProfileOption = typer.Option(
+    None, "--profile",
+    help="Profile of the Temporal CLI's config file: address, namespace, TLS, API key (env TEMPORAL_PROFILE, "
+    "default: default; the file: $TEMPORAL_CONFIG_FILE, else ~/.config/temporalio/temporal.toml).",
 )
 TaskQueueOption = typer.Option(
     DEFAULT_TASK_QUEUE, "--task-queue", envvar="TFLOW_TASK_QUEUE", help="Task queue of the flow workers.", show_envvar=True
 )
 UiUrlOption = typer.Option(
-    None, "--ui-url", envvar="TEMPORAL_UI_URL", help="Base URL of the Temporal Web UI (default: the server's host, port 8233).", show_envvar=True
+    None, "--ui-url", envvar="TEMPORAL_UI_URL",
+    help="Base URL of the Temporal Web UI (default: known for Temporal Cloud and a local dev server, else unknown).",
+    show_envvar=True,
 )
-
-
-@dataclass(frozen=True)
-class Connection:
-    address: str
-    namespace: str
-    task_queue: str
-    ui_base: str
-
-    @staticmethod
-    def of(address: Optional[str], namespace: str, task_queue: str, ui_url: Optional[str] = None) -> Connection:
-        address = address or DEFAULT_ADDRESS
-        return Connection(address, namespace, task_queue, ui_url or default_ui_base(address))
-
-
-def default_ui_base(address: str) -> str:
-    """The Web UI next to a server, as the dev server serves it (`--ui-url` says otherwise)."""
-    host = address.rsplit(":", 1)[0] if ":" in address else address
-    return f"http://{host}:{DEFAULT_UI_PORT}"
 
 
 def fail(message: str, code: int) -> typer.Exit:
@@ -74,6 +64,8 @@ def run_async(coroutine: Awaitable[Any]) -> Any:
         return asyncio.run(coroutine)  # type: ignore[arg-type]
     except TemporalUnreachable as error:
         raise fail(str(error), ExitCode.UNREACHABLE) from None
+    except ConnectionConfigError as error:
+        raise fail(str(error), ExitCode.INVALID) from None
     except RPCError as error:
         raise fail(f"Temporal refused the request ({error.status.name}): {error.message}", ExitCode.FAILED) from None
     except WorkflowQueryFailedError as error:

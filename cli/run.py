@@ -23,6 +23,7 @@ from cli.common import (
     Connection,
     ExitCode,
     NamespaceOption,
+    ProfileOption,
     TaskQueueOption,
     UiUrlOption,
     exit_code_for,
@@ -30,7 +31,8 @@ from cli.common import (
     log_to_file,
     run_async,
 )
-from cli.progress import ProgressPrinter, print_result
+from cli.progress import ProgressPrinter, print_result, ui_line
+from client.connection import cluster_settings, known_ui_base
 from client.devserver import DevServer, default_db_filename, free_port, port_is_free
 from client.temporal_cli import default_data_dir
 from temporal_flows.loader import LoadedFlow, load_flow
@@ -59,21 +61,25 @@ def run(
     detach: bool = typer.Option(False, "--detach", help="Start the run and return (needs --address)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object (SPEC §6)."),
     address: Optional[str] = AddressOption,
-    namespace: str = NamespaceOption,
+    namespace: Optional[str] = NamespaceOption,
     task_queue: str = TaskQueueOption,
     ui_url_base: Optional[str] = UiUrlOption,
+    profile: Optional[str] = ProfileOption,
 ) -> None:
     """Validate FLOW, run it on Temporal, and follow it until it ends."""
     loaded = _load(flow)
     _check_inputs(loaded, input, inputs_file)
-    if detach and not address:
-        raise fail("--detach needs a Temporal server that outlives this command: pass --address or set TEMPORAL_ADDRESS", ExitCode.INVALID)
+    cluster = cluster_settings(address, namespace, profile)  # an address from a config profile counts too
+    if detach and not cluster.address:
+        raise fail(
+            "--detach needs a Temporal server that outlives this command: pass --address, set TEMPORAL_ADDRESS "
+            "or use a config profile with an address", ExitCode.INVALID)
     limits = {"max_pending_tasks": max_pending_tasks, "redispatch_limit": redispatch_limit}
     options = _RunOptions(loaded, run_id, max_workers, limits, as_json, detach)
-    if address:
-        result = run_async(_run_on_cluster(Connection.of(address, namespace, task_queue, ui_url_base), options))
+    if cluster.address:
+        result = run_async(_run_on_cluster(Connection.to(cluster, task_queue, ui_url_base), options))
     else:
-        result = run_async(_run_embedded(namespace, task_queue, options))
+        result = run_async(_run_embedded(cluster.namespace, task_queue, options))
     raise typer.Exit(result)
 
 
@@ -109,7 +115,7 @@ def _check_inputs(loaded: LoadedFlow, inputs: list[str], inputs_file: Optional[P
 
 
 async def _run_on_cluster(connection: Connection, options: _RunOptions) -> int:
-    client = await connect(connection.address, connection.namespace)
+    client = await connect(connection)
     return await _start_and_follow(client, connection, options, embedded=False)
 
 
@@ -129,7 +135,7 @@ async def _run_embedded(namespace: str, task_queue: str, options: _RunOptions) -
     raise AssertionError("unreachable")
 
 
-async def _embedded_server(stack: AsyncExitStack, namespace: str, quiet: bool) -> tuple[str, str]:
+async def _embedded_server(stack: AsyncExitStack, namespace: str, quiet: bool) -> tuple[str, Optional[str]]:
     """A dev server already listening on the default port (e.g. `tflow server`), or a new one."""
     default_port = int(DEFAULT_ADDRESS.rsplit(":", 1)[1])
     if not port_is_free(default_port):
@@ -139,7 +145,7 @@ async def _embedded_server(stack: AsyncExitStack, namespace: str, quiet: bool) -
             pass
         else:
             _note(f"Using the Temporal server already running at {DEFAULT_ADDRESS}", quiet)
-            return DEFAULT_ADDRESS, f"http://127.0.0.1:{DEFAULT_UI_PORT}"
+            return DEFAULT_ADDRESS, known_ui_base(DEFAULT_ADDRESS)
     server = DevServer(
         port=default_port if port_is_free(default_port) else free_port(),
         ui_port=DEFAULT_UI_PORT if port_is_free(DEFAULT_UI_PORT) else free_port(),
@@ -152,7 +158,7 @@ async def _embedded_server(stack: AsyncExitStack, namespace: str, quiet: bool) -
     except RuntimeError as error:  # the CLI cannot be found or obtained, or the server did not start
         raise fail(str(error), ExitCode.UNREACHABLE) from None
     stack.callback(server.stop)
-    return server.address, server.ui_url or f"http://127.0.0.1:{DEFAULT_UI_PORT}"
+    return server.address, server.ui_url
 
 
 def _note(message: str, quiet: bool) -> None:
@@ -170,10 +176,10 @@ async def _start_and_follow(client: Client, connection: Connection, options: _Ru
         if options.as_json:
             typer.echo(json.dumps({"run_id": handle.id, "state": "RUNNING", "ui_url": link}))
         else:
-            typer.echo(f"Started run {handle.id}\nTemporal UI: {link}")
+            typer.echo(f"Started run {handle.id}\n{ui_line(link)}")
         return ExitCode.OK
     if not options.as_json:
-        typer.echo(f"Run {handle.id} started: {link}")
+        typer.echo(f"Run {handle.id} started. {ui_line(link)}")
     result = await _follow(handle, show_progress=not options.as_json, embedded=embedded)
     result["ui_url"] = link
     if options.as_json:

@@ -10,7 +10,7 @@ import typer
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from cli.common import AddressOption, Connection, ExitCode, NamespaceOption, TaskQueueOption, UiUrlOption, fail, run_async
+from cli.common import AddressOption, Connection, ExitCode, NamespaceOption, ProfileOption, TaskQueueOption, UiUrlOption, fail, run_async
 from cli.progress import print_result
 from temporal_flows.metadata import WORKFLOW_TYPE, search_attribute_keys
 from client.runs import connect, read_result, ui_url
@@ -28,18 +28,19 @@ def status(
     run_id: str = typer.Argument(..., help="The run id (Temporal workflow id)."),
     as_json: bool = typer.Option(False, "--json", help="Print the SPEC §6 object."),
     address: Optional[str] = AddressOption,
-    namespace: str = NamespaceOption,
+    namespace: Optional[str] = NamespaceOption,
     task_queue: str = TaskQueueOption,
     ui_url_base: Optional[str] = UiUrlOption,
+    profile: Optional[str] = ProfileOption,
 ) -> None:
     """The ledger of a live or finished run."""
-    connection = Connection.of(address, namespace, task_queue, ui_url_base)
+    connection = Connection.of(address, namespace, task_queue, ui_url_base, profile)
     result = run_async(_status(connection, run_id))
     _print(result, as_json)
 
 
 async def _status(connection: Connection, run_id: str) -> dict[str, Any]:
-    client = await connect(connection.address, connection.namespace)
+    client = await connect(connection)
     handle = client.get_workflow_handle(run_id)
     try:
         result = await read_result(handle)
@@ -67,11 +68,12 @@ def list_runs(
     flow_id: Optional[str] = typer.Option(None, "--flow", help="Only runs of this flow id."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
     address: Optional[str] = AddressOption,
-    namespace: str = NamespaceOption,
+    namespace: Optional[str] = NamespaceOption,
     task_queue: str = TaskQueueOption,
+    profile: Optional[str] = ProfileOption,
 ) -> None:
     """Recent runs of flows."""
-    rows = run_async(_list(Connection.of(address, namespace, task_queue), limit, flow_id))
+    rows = run_async(_list(Connection.of(address, namespace, task_queue, profile=profile), limit, flow_id))
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -84,7 +86,7 @@ def list_runs(
 
 
 async def _list(connection: Connection, limit: int, flow_id: Optional[str]) -> list[dict[str, Any]]:
-    client = await connect(connection.address, connection.namespace)
+    client = await connect(connection)
     flow_key, namespace_key = search_attribute_keys()
     query = f"WorkflowType = '{WORKFLOW_TYPE}'"
     if flow_id:
@@ -108,12 +110,13 @@ def cancel(
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the run has stopped."),
     as_json: bool = typer.Option(False, "--json", help="Print the final SPEC §6 object."),
     address: Optional[str] = AddressOption,
-    namespace: str = NamespaceOption,
+    namespace: Optional[str] = NamespaceOption,
     task_queue: str = TaskQueueOption,
     ui_url_base: Optional[str] = UiUrlOption,
+    profile: Optional[str] = ProfileOption,
 ) -> None:
     """Cancel a run: running tasks are cancelled and their processes killed."""
-    connection = Connection.of(address, namespace, task_queue, ui_url_base)
+    connection = Connection.of(address, namespace, task_queue, ui_url_base, profile)
     result = run_async(_cancel(connection, run_id, wait))
     if result is None:
         typer.echo(f"Cancellation of {run_id} requested.")
@@ -122,7 +125,7 @@ def cancel(
 
 
 async def _cancel(connection: Connection, run_id: str, wait: bool) -> Optional[dict[str, Any]]:
-    client = await connect(connection.address, connection.namespace)
+    client = await connect(connection)
     handle = client.get_workflow_handle(run_id)
     try:
         description = await handle.describe()

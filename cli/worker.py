@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import AddressOption, Connection, ExitCode, NamespaceOption, TaskQueueOption, fail, log_to_console, run_async
+from cli.common import AddressOption, Connection, ExitCode, NamespaceOption, ProfileOption, TaskQueueOption, fail, log_to_console, run_async
 from client.runs import connect
 from client.worker import create_worker
 
@@ -21,8 +21,9 @@ def register(app: typer.Typer) -> None:
 
 def worker(
     address: Optional[str] = AddressOption,
-    namespace: str = NamespaceOption,
+    namespace: Optional[str] = NamespaceOption,
     task_queue: str = TaskQueueOption,
+    profile: Optional[str] = ProfileOption,
     max_concurrent_tasks: Optional[int] = typer.Option(None, "--max-concurrent-tasks", min=1, help="At most this many tasks at once on this worker."),
     task_runner: str = typer.Option("auto", "--task-runner", help="auto | process (Docker tasks are not supported yet)."),
     drain_timeout: float = typer.Option(30.0, "--drain-timeout", min=0, help="Seconds running tasks get to finish on shutdown before they are cancelled."),
@@ -30,13 +31,13 @@ def worker(
     """Run flows and their tasks from a task queue until interrupted."""
     if task_runner not in TASK_RUNNERS:
         raise fail(f"--task-runner {task_runner!r}: expected one of {', '.join(TASK_RUNNERS)}", ExitCode.INVALID)
-    connection = Connection.of(address, namespace, task_queue)
+    connection = Connection.of(address, namespace, task_queue, profile=profile)
     log_to_console()
     run_async(_serve(connection, max_concurrent_tasks, drain_timeout))
 
 
 async def _serve(connection: Connection, max_concurrent_tasks: Optional[int], drain_timeout: float) -> None:
-    client = await connect(connection.address, connection.namespace)
+    client = await connect(connection)
     flow_worker = create_worker(
         client, connection.task_queue, max_concurrent_activities=max_concurrent_tasks, graceful_shutdown_s=drain_timeout
     )
@@ -44,7 +45,7 @@ async def _serve(connection: Connection, max_concurrent_tasks: Optional[int], dr
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    typer.echo(f"Worker polling task queue {connection.task_queue!r} on {connection.address} (namespace {connection.namespace}). Ctrl-C drains and stops.")
+    typer.echo(f"Worker polling task queue {connection.task_queue!r} on {connection.describe()}. Ctrl-C drains and stops.")
     running = asyncio.create_task(flow_worker.run())
     await asyncio.wait({running, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
     if running.done():

@@ -8,8 +8,6 @@ from __future__ import annotations
 import uuid
 from typing import Any, Callable
 
-import logging
-
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
@@ -22,47 +20,15 @@ from temporalio.client import (
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError, TimeoutError
-from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import RPCError
 
+from client.connection import TemporalUnreachable, configure_runtime, connect  # noqa: F401 - re-exported for callers
 from temporal_flows.loader import LoadedFlow
 from temporal_flows.metadata import LEDGER_ACTIVITY, search_attribute_keys
 from temporal_flows.workflow import FLOW_FAILED_ERROR, SUMMARY_QUERY, TASK_RUNS_QUERY, FlowWorkflow, RunRequest
 
 LEDGER_HISTORY_PAGE = 200
 """Events per page when reading a finished run's history backwards for its recorded ledger."""
-
-
-class TemporalUnreachable(Exception):
-    """No Temporal server answered at the address (exit code 3)."""
-
-
-_runtime_configured = False
-
-
-def configure_runtime() -> None:
-    """Send the SDK core's own logs (e.g. payload-size warnings) to Python logging, i.e. stderr or
-    the worker's log file, never stdout: `tflow run --json` prints one JSON object and nothing else."""
-    global _runtime_configured
-    if _runtime_configured:
-        return
-    logging_config = LoggingConfig(
-        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
-        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
-    )
-    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=logging_config)), error_if_already_set=False)
-    _runtime_configured = True
-
-
-async def connect(address: str, namespace: str) -> Client:
-    configure_runtime()
-    try:
-        return await Client.connect(address, namespace=namespace)
-    except Exception as error:  # noqa: BLE001 - the SDK raises several kinds for an absent server
-        raise TemporalUnreachable(
-            f"cannot reach Temporal at {address} (namespace {namespace}): {error}. "
-            "Start one with `tflow server`, or unset TEMPORAL_ADDRESS to use the embedded server."
-        ) from None
 
 
 def new_run_id(flow_id: str) -> str:
@@ -250,7 +216,9 @@ async def _closed_result(handle: WorkflowHandle[Any, Any], state: str, error: di
     return result
 
 
-def ui_url(ui_base: str, namespace: str, workflow_id: str, run_id: str | None = None) -> str:
-    """The Temporal Web UI page of a run."""
+def ui_url(ui_base: str | None, namespace: str, workflow_id: str, run_id: str | None = None) -> str | None:
+    """The Temporal Web UI page of a run; None when the UI is unknown."""
+    if not ui_base:
+        return None
     base = f"{ui_base.rstrip('/')}/namespaces/{namespace}/workflows/{workflow_id}"
     return f"{base}/{run_id}/history" if run_id else base

@@ -72,7 +72,10 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
 
 
 def cli_env(**extra: str) -> dict[str, str]:
+    """The environment of a `tflow` subprocess: no TEMPORAL_* settings and an empty Temporal CLI
+    config file (a developer's own profiles must not redirect the tests); `extra` on top."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("TEMPORAL_")}
+    env["TEMPORAL_CONFIG_FILE"] = os.devnull
     env.update(extra)
     return env
 

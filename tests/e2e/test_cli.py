@@ -214,7 +214,7 @@ def test_run_human_output(temporal_address: str, task_queue: str, tmp_path: Path
             format: "done"
     """)
     with worker_process(temporal_address, task_queue, tmp_path / "worker.log"):
-        proc = run_cli("run", str(flow), "--address", temporal_address, "--task-queue", task_queue)
+        proc = run_cli("run", str(flow), "--address", temporal_address, "--task-queue", task_queue, TEMPORAL_UI_URL="http://ui.example:8080")
     assert proc.returncode == 0, explain(proc)
     assert_no_traceback(proc)
     lines = proc.stdout.splitlines()
@@ -224,7 +224,7 @@ def test_run_human_output(temporal_address: str, task_queue: str, tmp_path: Path
     assert final, proc.stdout
     run_id = final[0].split()[1]
     ui = [line for line in lines if line.startswith("Temporal UI:")]
-    assert ui and run_id in ui[-1], proc.stdout
+    assert ui and ui[-1].startswith(f"Temporal UI: http://ui.example:8080/namespaces/default/workflows/{run_id}/"), proc.stdout
 
 
 # -- 4. bad input: exit 2, file:line, no workflow started ----------------------------------------
