@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -59,8 +60,13 @@ def config_file(environ: Mapping[str, str]) -> Path:
     the user's config directory (as the CLI and the SDK look for it)."""
     if environ.get("TEMPORAL_CONFIG_FILE"):
         return Path(environ["TEMPORAL_CONFIG_FILE"])
-    base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "temporalio" / "temporal.toml"
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    elif os.name == "nt":
+        base = Path(environ.get("APPDATA") or Path.home())
+    else:
+        base = Path(environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "temporalio" / "temporal.toml"
 
 
 def cluster_settings(
