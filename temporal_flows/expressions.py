@@ -1,6 +1,10 @@
 """Expressions: sandboxed, strict Jinja2 rendered inside the workflow, plus the static analysis
 validation needs (syntax, referenced task ids, unknown variables).
 
+Kestra's Pebble forms (`??`, `c ? a : b`, `is defined`, `| jq`, `render()`…) are read by the same
+environment: `pebble.py` extends the lexer and parser, `pebble_library.py` adds the filters, tests
+and functions.
+
 Rendering is pure (no clock, no I/O), so it is safe in workflow code; `now()` is supplied by the
 workflow's own clock through the context.
 """
@@ -15,6 +19,10 @@ from typing import Any
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from temporal_flows import pebble_library
+from temporal_flows.pebble import PebbleSyntax
+from temporal_flows.pebble_library import TemplateFunctionError, check_jq
+
 CONTEXT_ROOTS = frozenset(
     {
         "flow", "execution", "task", "taskrun", "parent", "parents", "inputs", "vars", "labels",
@@ -24,8 +32,8 @@ CONTEXT_ROOTS = frozenset(
 )
 """Top-level names a template may use (SPEC §3.6)."""
 
-OUTPUT_ROOTS = ("outputs", "tasks")
-"""Names under which earlier tasks' outputs are addressed by task id."""
+OUTPUT_ROOTS = ("outputs", "tasks", "flows")
+"""Names under which earlier tasks' outputs are addressed by task id (`flows.<step>` for step flows)."""
 
 _GO_STYLE_DOT = re.compile(r"(\{\{-?\s*)\.(?=[A-Za-z_])")
 
@@ -40,9 +48,9 @@ class ExpressionError(Exception):
     """A template that cannot be parsed or rendered; the message names the expression and why."""
 
 
-class FlowEnvironment(ImmutableSandboxedEnvironment):
-    """`a.b` on a mapping reads its key first, as Kestra's Pebble does: `outputs.x.values` is the
-    output named `values`, not the dictionary's `values` method."""
+class FlowEnvironment(PebbleSyntax, ImmutableSandboxedEnvironment):
+    """Pebble's syntax over Jinja2's sandbox. `a.b` on a mapping reads its key first, as Kestra's
+    Pebble does: `outputs.x.values` is the output named `values`, not the dictionary's `values` method."""
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, dict) and attribute in obj:
@@ -62,17 +70,15 @@ def as_text(value: Any) -> Any:
     return value
 
 
-def to_json(value: Any) -> str:
-    """Kestra's `| json` filter: the value as JSON text."""
-    return json.dumps(value, separators=(",", ":"), default=str)
-
-
 @lru_cache(maxsize=1)
 def environment() -> ImmutableSandboxedEnvironment:
     """Sandboxed, strict, and deterministic: templates render inside the workflow, so every replay
     must render the same text (no randomness, no wall clock, no I/O)."""
     env = FlowEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=as_text)
-    env.filters["json"] = to_json
+    env.filters.update(pebble_library.FILTERS)
+    env.tests.update(pebble_library.TESTS)
+    env.globals.update(pebble_library.FUNCTIONS)
+    env.globals["render"] = pebble_library.render_function(render_string)
     for name in NON_DETERMINISTIC_GLOBALS:
         env.globals.pop(name, None)
     for name in NON_DETERMINISTIC_FILTERS:
@@ -103,6 +109,8 @@ def render_string(template: str, context: dict[str, Any]) -> str:
         return _compiled(template).render(context)
     except TemplateError as error:
         raise ExpressionError(f"cannot render `{template.strip()}`: {error.message or error}") from None
+    except (TemplateFunctionError, ExpressionError) as error:  # ExpressionError: from a nested render()
+        raise ExpressionError(f"cannot render `{template.strip()}`: {error}") from None
     except Exception as error:  # noqa: BLE001 - any error inside a template fails its task, never the worker
         raise ExpressionError(f"cannot render `{template.strip()}`: {type(error).__name__}: {error}") from None
 
@@ -140,6 +148,7 @@ def analyze(template: str) -> tuple[set[str], set[str]]:
     except TemplateSyntaxError as error:
         raise ExpressionError(f"invalid expression `{template.strip()}`: {error.message}") from None
     _check_filters_and_tests(tree, template)
+    _check_jq_programs(tree, template)
     unknown = {
         name for name in meta.find_undeclared_variables(tree)
         if name not in CONTEXT_ROOTS and name not in env.globals
@@ -158,6 +167,22 @@ def _check_filters_and_tests(tree: nodes.Template, template: str) -> None:
         kind = "filter" if isinstance(node, nodes.Filter) else "test"
         why = " (not deterministic, so not available in flows)" if node.name in NON_DETERMINISTIC_FILTERS else ""
         raise ExpressionError(f"unknown {kind} `{node.name}`{why} in `{template.strip()}`")
+
+
+def _check_jq_programs(tree: nodes.Template, template: str) -> None:
+    """A jq program written as a literal (`| jq('.a')`, `jq(x, '.a')`) is compiled before the start."""
+    programs = [
+        node.args[0] for node in tree.find_all(nodes.Filter) if node.name == "jq" and node.args
+    ] + [
+        node.args[1] for node in tree.find_all(nodes.Call)
+        if isinstance(node.node, nodes.Name) and node.node.name == "jq" and len(node.args) > 1
+    ]
+    for program in programs:
+        if isinstance(program, nodes.Const) and isinstance(program.value, str):
+            try:
+                check_jq(program.value)
+            except TemplateFunctionError as error:
+                raise ExpressionError(f"{error} in `{template.strip()}`") from None
 
 
 def _referenced_task_ids(tree: nodes.Template) -> set[str]:

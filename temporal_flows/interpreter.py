@@ -374,6 +374,7 @@ class Interpreter:
             "vars": self.flow.variables,
             "labels": self.flow.labels,
             "outputs": self.outputs,
+            "flows": self.outputs,  # step flows name earlier outputs `flows.<step>.<output>` (SPEC §3.6)
             "tasks": self.task_results,
             "now": _Now(),
             "currentEachOutput": lambda outputs: _current_each_output(outputs, scope.values),

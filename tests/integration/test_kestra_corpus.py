@@ -160,12 +160,6 @@ FEATURES: list[tuple[str, Callable[[Any, Case], bool]]] = [
     ("pause tasks", uses_type("pause", "io.kestra.plugin.core.flow.Pause")),
     ("subflows", uses_type("subflow", "io.kestra.plugin.core.flow.Subflow", "io.kestra.plugin.core.flow.Flow")),
     ("flow outputs", top_level("outputs")),
-    ("Pebble `? :` ternary", uses_expression(r"(?<!\?)\?(?!\?)[^:]*:")),
-    ("Pebble `??`", uses_expression(r"\?\?")),
-    ("Pebble `is defined`", uses_expression(r"\bis\s+(not\s+)?defined\b")),
-    ("Pebble `jq(`", uses_expression(r"\bjq\s*\(")),
-    ("Pebble `render(`", uses_expression(r"\brender\s*\(")),
-    ("Pebble `is json`", uses_expression(r"\bis\s+json\b")),
 ]
 """(feature of issue 7, does the case need it): a case needing any of them is skipped."""
 
