@@ -8,7 +8,8 @@ from typing import List
 
 import typer
 
-from cli.common import ExitCode
+from cli.common import ExitCode, FlowsDirOption
+from client.subflows import resolve_subflows
 from temporal_flows.loader import load_flow
 from temporal_flows.problems import FlowError, Problem
 
@@ -20,13 +21,15 @@ def register(app: typer.Typer) -> None:
 def validate(
     flows: List[Path] = typer.Argument(..., help="Flow files to check."),
     as_json: bool = typer.Option(False, "--json", help="Print [{file, valid, problems}] as JSON."),
+    flows_dir: List[Path] = FlowsDirOption,
 ) -> None:
-    """Check flows without running anything; exit code 2 if any has a problem."""
+    """Check flows without running anything; exit code 2 if any has a problem. The flows a flow
+    calls as subflows are found as `tflow run` finds them (--flows-dir) and checked too."""
     reports = []
     for flow in flows:
         problems: list[Problem] = []
         try:
-            load_flow(flow)
+            resolve_subflows(load_flow(flow), flows_dir or None)
         except FlowError as error:
             problems = error.problems
         reports.append({"file": str(flow), "valid": not problems, "problems": [p.to_dict() for p in problems]})

@@ -60,6 +60,8 @@ def _check_templates(task: Task, loaded: LoadedFlow, known_ids: list[str]) -> li
             except ExpressionError as error:
                 problems.append(_at(location, loaded.flow.source_file, f"task `{task.id}`, `{prop}`: {error}"))
                 continue
+            if _foreign(task, prop):
+                continue  # rendered against another run (a subflow's child): its tasks are not ours
             for task_id in sorted(referenced - set(known_ids)):
                 hint = did_you_mean(task_id, known_ids)
                 problems.append(_at(location, loaded.flow.source_file, f"task `{task.id}`, `{prop}`: unknown task `{task_id}` in `{template.strip()}`{hint}"))
@@ -71,6 +73,11 @@ def _check_templates(task: Task, loaded: LoadedFlow, known_ids: list[str]) -> li
                 why = " (not deterministic, so not available in flows)"
                 problems.append(_at(location, loaded.flow.source_file, f"task `{task.id}`, `{prop}`: unknown variable `{name}`{why} in `{template.strip()}`"))
     return problems
+
+
+def _foreign(task: Task, prop: str) -> bool:
+    spec = task_type(task.type).properties.get(prop)
+    return spec is not None and spec.foreign
 
 
 def _at(location: Location | None, file: str, message: str) -> Problem:

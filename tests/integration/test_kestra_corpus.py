@@ -158,7 +158,6 @@ def uses_expression(pattern: str) -> Callable[[Any, Case], bool]:
 FEATURES: list[tuple[str, Callable[[Any, Case], bool]]] = [
     ("flow inputs", lambda flow, case: case.has_inputs or top_level("inputs")(flow, case)),
     ("pause tasks", uses_type("pause", "io.kestra.plugin.core.flow.Pause")),
-    ("subflows", uses_type("subflow", "io.kestra.plugin.core.flow.Subflow", "io.kestra.plugin.core.flow.Flow")),
     ("flow outputs", top_level("outputs")),
 ]
 """(feature of issue 7, does the case need it): a case needing any of them is skipped."""
