@@ -52,6 +52,17 @@ UiUrlOption = typer.Option(
 )
 
 
+def key_value_pairs(items: list[str], option: str) -> dict[str, str]:
+    """`--input`/`--label` values `key=value` as a mapping (a later key wins); exit 2 on a malformed one."""
+    pairs: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise fail(f"{option} {item!r}: expected key=value", ExitCode.INVALID)
+        pairs[key.strip()] = value
+    return pairs
+
+
 def fail(message: str, code: int) -> typer.Exit:
     """Print `message` to stderr and return the Exit to raise (no traceback, a meaningful code)."""
     typer.secho(message, err=True, fg=typer.colors.RED)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import typer
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from cli.common import AddressOption, Connection, ExitCode, NamespaceOption, ProfileOption, TaskQueueOption, UiUrlOption, fail, run_async
+from cli.common import AddressOption, Connection, ExitCode, NamespaceOption, ProfileOption, TaskQueueOption, UiUrlOption, fail, key_value_pairs, run_async
 from cli.progress import print_result
-from temporal_flows.metadata import WORKFLOW_TYPE, search_attribute_keys
+from temporal_flows.metadata import WORKFLOW_TYPE, label_term, labels_search_attribute_key, search_attribute_keys
 from client.runs import connect, read_result, ui_url
 
 CANCEL_WAIT_SECONDS = 60.0
@@ -66,6 +66,7 @@ def _print(result: dict[str, Any], as_json: bool) -> None:
 def list_runs(
     limit: int = typer.Option(20, "--limit", min=1, help="At most this many runs, newest first."),
     flow_id: Optional[str] = typer.Option(None, "--flow", help="Only runs of this flow id."),
+    label: List[str] = typer.Option([], "--label", help="Only runs with this label, as key=value (repeatable: all of them)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
     address: Optional[str] = AddressOption,
     namespace: Optional[str] = NamespaceOption,
@@ -73,36 +74,48 @@ def list_runs(
     profile: Optional[str] = ProfileOption,
 ) -> None:
     """Recent runs of flows."""
-    rows = run_async(_list(Connection.of(address, namespace, task_queue, profile=profile), limit, flow_id))
+    labels = key_value_pairs(label, "--label")
+    rows = run_async(_list(Connection.of(address, namespace, task_queue, profile=profile), limit, flow_id, labels))
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     if not rows:
         typer.echo("No runs.")
         return
-    typer.echo(f"{'RUN ID':<40} {'FLOW':<30} {'STATUS':<12} STARTED")
+    typer.echo(f"{'RUN ID':<40} {'FLOW':<30} {'STATUS':<12} {'STARTED':<33} LABELS")
     for row in rows:
-        typer.echo(f"{row['run_id']:<40} {row['flow']:<30} {row['status']:<12} {row['started_at']}")
+        shown = ",".join(label_term(key, value) for key, value in row["labels"].items())
+        typer.echo(f"{row['run_id']:<40} {row['flow']:<30} {row['status']:<12} {row['started_at']:<33} {shown}")
 
 
-async def _list(connection: Connection, limit: int, flow_id: Optional[str]) -> list[dict[str, Any]]:
+async def _list(connection: Connection, limit: int, flow_id: Optional[str], labels: dict[str, str]) -> list[dict[str, Any]]:
     client = await connect(connection)
     flow_key, namespace_key = search_attribute_keys()
+    labels_key = labels_search_attribute_key()
     query = f"WorkflowType = '{WORKFLOW_TYPE}'"
     if flow_id:
-        query += f" AND {flow_key.name} = '{flow_id}'"
+        query += f" AND {flow_key.name} = {_quoted(flow_id)}"
+    for key, value in labels.items():
+        query += f" AND {labels_key.name} = {_quoted(label_term(key, value))}"
     rows = []
     async for execution in client.list_workflows(query, limit=limit):
         attributes = execution.typed_search_attributes
         flow = f"{attributes.get(namespace_key) or '?'}.{attributes.get(flow_key) or '?'}"
+        terms = [term.partition("=") for term in attributes.get(labels_key) or []]
         rows.append({
             "run_id": execution.id,
             "flow": flow,
             "status": execution.status.name if execution.status else "UNKNOWN",
             "started_at": execution.start_time.isoformat(),
             "ended_at": execution.close_time.isoformat() if execution.close_time else None,
+            "labels": {key: value for key, _, value in terms},
         })
     return rows
+
+
+def _quoted(text: str) -> str:
+    """A string literal of Temporal's list filter."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def cancel(

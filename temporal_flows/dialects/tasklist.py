@@ -265,6 +265,8 @@ class _Normalizer:
             return canonical
         owner = f"task `{task.id}`"
         value_location = node.value_location(key)
+        if spec.kind == "tasks" and value is None and not spec.required:
+            return canonical  # Kestra reads an optional list written as `null` (a switch's `defaults: null`) as absent
         if spec.kind == "tasks":
             children = self._task_list(node, key, owner=owner) or []
             if canonical == "tasks":
