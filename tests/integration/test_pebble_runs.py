@@ -1,0 +1,63 @@
+"""Pebble forms rendered inside a real run (SPEC §3.6): nested for-each outputs addressed by
+`[parent.taskrun.value][taskrun.value]`, a ternary, `??`, `is defined`, `| jq`, `render()`,
+`flows.<step>`, and a jq failure that fails its task naming the expression and the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from temporalio.client import Client
+
+from tests.support import run_flow, runs_of, task_run, write_flow
+
+
+async def test_nested_foreach_outputs_with_pebble_forms(client: Client, worker: str, tmp_path: Path):
+    flow = write_flow(tmp_path, """
+        id: pebble
+        namespace: tests.pebble
+        variables:
+          greeting: "first cell {{ outputs.cell['a']['1'].value }}"
+        tasks:
+          - id: outer
+            type: foreach
+            values: ["a", "b"]
+            tasks:
+              - id: inner
+                type: io.kestra.plugin.core.flow.ForEach
+                values: ["1", "2"]
+                tasks:
+                  - id: cell
+                    type: return
+                    format: "{{ parent.taskrun.value }}{{ taskrun.value }}"
+                  - id: check
+                    type: return
+                    format: >-
+                      {{ outputs.cell[parent.taskrun.value][taskrun.value].value == parent.taskrun.value ~ taskrun.value ? 'ok' : 'bad' }}
+                      {{ outputs.cell[parent.taskrun.value]['9'].value ?? 'none' }}
+                      {{ taskrun.value == '1' ? (parent.taskrun.value == 'a' ? 'first' : 'a?b:c') : 'later' }}
+          - id: after
+            type: return
+            format: >-
+              {{ render(vars.greeting) }};
+              {{ flows.cell['b']['2'].value }};
+              {{ outputs.cell['b']['3'] is defined }}/{{ outputs.cell.b['2'].value is defined }};
+              {{ outputs.cell | jq('[.[][] | .value] | join(",")') | first }}
+          - id: broken
+            type: return
+            allowFailure: true
+            format: "{{ outputs.cell | jq('.a[] | .value.x') }}"
+        """)
+    result = await run_flow(client, flow, worker)
+    assert result["state"] == "WARNING", result["error"]
+    checks = {(run["value"], tuple(run["outputs"]["value"].split())) for run in runs_of(result, "check")}
+    assert checks == {
+        ("1", ("ok", "none", "first")), ("2", ("ok", "none", "later")),
+        ("1", ("ok", "none", "a?b:c")), ("2", ("ok", "none", "later")),
+    }
+    assert len(runs_of(result, "check")) == 4
+    assert task_run(result, "after")["outputs"]["value"] == "first cell a1; b2; false/true; a1,a2,b1,b2"
+    broken = task_run(result, "broken")
+    assert broken["state"] == "WARNING"
+    message = broken["error"]["message"]
+    assert message.startswith("cannot render `{{ outputs.cell | jq('.a[] | .value.x') }}`: jq `.a[] | .value.x` failed on ")
+    assert "Cannot index" in message
