@@ -213,9 +213,16 @@ async def connect(target: Connection | str, namespace: Optional[str] = None) -> 
     try:
         return await Client.connect(**connection.connect_config())
     except Exception as error:  # noqa: BLE001 - the SDK raises several kinds for an absent server
-        hint = (
-            "Start one with `tflow server`, or unset TEMPORAL_ADDRESS to use the embedded server."
-            if connection.origin in ("default", "TEMPORAL_ADDRESS") and not connection.tls
-            else "Check the address, the TLS certificates and the API key."
-        )
-        raise TemporalUnreachable(f"cannot reach Temporal at {connection.describe()}: {error}. {hint}") from None
+        raise TemporalUnreachable(
+            f"cannot reach Temporal at {connection.describe()}: {error}. {_unreachable_hint(connection)}"
+        ) from None
+
+
+def _unreachable_hint(connection: Connection) -> str:
+    if connection.tls or connection.api_key:
+        return "Check the address, the TLS certificates and the API key."
+    if connection.origin == "default":
+        return "Start one with `tflow server`."
+    if connection.origin == "TEMPORAL_ADDRESS":
+        return "Is the server up? (Unset TEMPORAL_ADDRESS and `tflow run` uses its embedded server.)"
+    return "Is the server up at this address?"
