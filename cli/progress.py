@@ -14,8 +14,9 @@ _STATE_COLORS = {
     "CANCELLED": typer.colors.MAGENTA,
     "SKIPPED": typer.colors.BRIGHT_BLACK,
     "RUNNING": typer.colors.BLUE,
+    "PAUSED": typer.colors.CYAN,
 }
-_SYMBOLS = {"SUCCESS": "✔", "WARNING": "!", "FAILED": "✘", "CANCELLED": "⊘", "SKIPPED": "·", "RUNNING": "▶"}
+_SYMBOLS = {"SUCCESS": "✔", "WARNING": "!", "FAILED": "✘", "CANCELLED": "⊘", "SKIPPED": "·", "RUNNING": "▶", "PAUSED": "⏸"}
 
 
 def _seconds_between(start: str | None, end: str | None) -> float | None:
@@ -169,6 +170,8 @@ def print_result(result: dict[str, Any]) -> None:
         timing = f"{took_s:7.2f}s" if took_s is not None else "        "
         name = "  " * depths.get(task_run["id"], 0) + _label(task_run)
         typer.echo(f"  {_styled_state(task_run['state'])} {timing}  {name}")
+    for line in waiting_lines(result):
+        typer.secho(line, fg=_STATE_COLORS["PAUSED"])
     error = result.get("error")
     if error:
         where = f" (task {error['task_id']})" if error.get("task_id") else ""

@@ -5,6 +5,7 @@ scheduler, runnables as activities, pure tasks evaluated in place. Records every
 from __future__ import annotations
 
 import asyncio
+import inspect
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from temporal_flows.expressions import ExpressionError, render
 from temporal_flows.ledger import Ledger, State, TaskRun, timestamp, worst
 from temporal_flows.metadata import CANCEL_ACK_BOUND, DEFAULT_MAX_PENDING_TASKS, DEFAULT_REDISPATCH_LIMIT, HEARTBEAT_TIMEOUT
 from temporal_flows.model import Flow, Task, TaskKind
+from temporal_flows.pauses import Pauses
 from temporal_flows.retries import RetryPolicy
 from temporal_flows.runnables import RunIdentity, RunnableType, activity_options
 from temporal_flows.scheduler import Child, ChildResult, Group, GroupResult, RunChild, run_group
@@ -57,13 +59,17 @@ class _Now:
 
 
 class Interpreter:
-    def __init__(self, flow: Flow, run_id: str, started: datetime, limits: RunLimits, ledger: Ledger):
+    def __init__(
+        self, flow: Flow, run_id: str, started: datetime, limits: RunLimits, ledger: Ledger, pauses: Pauses | None = None
+    ):
         self.flow = flow
         self.run_id = run_id
         self.started = started
         self.limits = limits
         self.max_workers = limits.max_workers
         self.ledger = ledger
+        self.pauses = pauses if pauses is not None else Pauses()
+        """Task runs waiting for a resume (the workflow's `resume` update wakes them)."""
         self._pending_tasks = asyncio.Semaphore(limits.max_pending_tasks)
         """Activities wait here before their task run opens, so no queued task shows as RUNNING."""
         self.outputs: dict[str, Any] = {}
@@ -193,6 +199,8 @@ class Interpreter:
         assert declared.plan is not None
         task, scope = context.task, context.scope
         plan = declared.plan(context)
+        if inspect.isawaitable(plan):  # a pause waits first
+            plan = await plan
         child_scope = Scope(
             (context.task_run, *scope.parents), plan.children_limit, scope.values, scope.iteration,
             retry=_policy(task.retry) or scope.retry,
@@ -344,7 +352,9 @@ class Interpreter:
             context = self._context(task, task_run, scope)
             return render(value, {**context, **extra} if extra else context)
 
-        return TaskContext(task, task_run, scope, self.max_workers, render_with, lambda: workflow.random().random())
+        return TaskContext(
+            task, task_run, scope, self.max_workers, render_with, lambda: workflow.random().random(), pauses=self.pauses
+        )
 
     def _context(self, task: Task, task_run: TaskRun, scope: Scope) -> dict[str, Any]:
         now = workflow.now()

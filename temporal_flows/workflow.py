@@ -25,6 +25,7 @@ from temporal_flows.metadata import (
     WORKFLOW_TYPE,
 )
 from temporal_flows.model import Flow
+from temporal_flows.pauses import Pauses, ResumeRefused
 
 SUMMARY_QUERY = "summary"
 """The run's state without its task runs: bounded whatever the flow's size."""
@@ -32,6 +33,10 @@ TASK_RUNS_QUERY = "task_runs"
 """One page of the ledger from an offset (`LedgerPage` as a dict)."""
 FLOW_FAILED_ERROR = "FlowFailed"
 """Error type of a run that ended FAILED; its first detail is the run's summary (as the result)."""
+RESUME_UPDATE = "resume"
+"""Wake paused task runs: `ResumeRequest` as a dict in, `{"resumed": [...]}` out; refused (nothing
+paused, no such task, bad inputs) by its validator with an `ApplicationError` of type `ResumeRefused`."""
+RESUME_REFUSED_ERROR = "ResumeRefused"
 PATCH_LEDGER_IN_HISTORY = "ledger-in-history"
 """Before it, the result was the whole ledger and nothing was recorded at the end."""
 
@@ -48,6 +53,15 @@ class RunRequest:
     redispatch_limit: int = DEFAULT_REDISPATCH_LIMIT
 
 
+@dataclass
+class ResumeRequest:
+    """What `tflow resume` asks: every pause (task None), or those of a task id or a task run id,
+    with the values of their `onResume` inputs (as given on the command line; the pause resolves them)."""
+
+    task: str | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
 @workflow.defn(name=WORKFLOW_TYPE)
 class FlowWorkflow:
     """The result (and a failure's details) is the run's bounded summary; the task runs are read
@@ -61,13 +75,14 @@ class FlowWorkflow:
         self._state = State.RUNNING
         self._error: dict[str, Any] | None = None
         self._ended: datetime | None = None
+        self._pauses = Pauses()
 
     @workflow.run
     async def run(self, request: RunRequest) -> dict[str, Any]:
         self._flow = Flow.from_dict(request.flow)
         info = workflow.info()
         limits = RunLimits(request.max_workers or 0, request.max_pending_tasks, request.redispatch_limit)
-        interpreter = Interpreter(self._flow, info.workflow_id, info.start_time, limits, self._ledger)
+        interpreter = Interpreter(self._flow, info.workflow_id, info.start_time, limits, self._ledger, self._pauses)
         try:
             outcome = await interpreter.run_flow()
         except (asyncio.CancelledError, CancelledError):
@@ -130,16 +145,38 @@ class FlowWorkflow:
             )
         return {**self.summary(), "task_runs": self._ledger.to_list()}
 
+    @workflow.update(name=RESUME_UPDATE)
+    def resume(self, request: ResumeRequest) -> dict[str, Any]:
+        """Wake the paused task runs the request names (SPEC §8 `tflow resume`)."""
+        try:
+            return {"resumed": self._pauses.resume(request.task, request.inputs, self._task_ids())}
+        except ResumeRefused as refused:  # it ended between the validator and here
+            raise ApplicationError(str(refused), type=RESUME_REFUSED_ERROR, non_retryable=True) from None
+
+    @resume.validator
+    def _check_resume(self, request: ResumeRequest) -> None:
+        try:
+            self._pauses.check(request.task, request.inputs, self._task_ids())
+        except ResumeRefused as refused:
+            raise ApplicationError(str(refused), type=RESUME_REFUSED_ERROR, non_retryable=True) from None
+
+    def _task_ids(self) -> set[str]:
+        return {task.id for task in self._flow.all_tasks()} if self._flow else set()
+
     @workflow.query(name=SUMMARY_QUERY)
     def summary(self) -> dict[str, Any]:
-        """The run as SPEC §6 describes it without `task_runs`; `state` is RUNNING until it ends."""
+        """The run as SPEC §6 describes it without `task_runs`; `state` is RUNNING until it ends
+        (PAUSED while a pause waits, as Kestra says), and a live run lists in `waiting_for` the
+        pauses it waits for (see `temporal_flows.pauses.PausedTask.describe`)."""
         info = workflow.info()
         flow = self._flow
         duration = ((self._ended or workflow.now()) - info.start_time).total_seconds()
+        waiting = self._pauses.waiting_for() if self._ended is None else []
+        state = State.PAUSED if waiting else self._state
         return {
             "run_id": info.workflow_id,
             "flow": {"namespace": flow.namespace if flow else None, "id": flow.id if flow else None},
-            "state": self._state.value,
+            "state": state.value,
             "started_at": timestamp(info.start_time),
             "ended_at": timestamp(self._ended) if self._ended else None,
             "duration_s": round(duration, 3),
@@ -147,6 +184,7 @@ class FlowWorkflow:
             "error": self._error,
             "ui_url": None,
             "task_run_count": len(self._ledger.task_runs),
+            **({"waiting_for": waiting} if self._ended is None else {}),
         }
 
     @workflow.query(name=TASK_RUNS_QUERY)

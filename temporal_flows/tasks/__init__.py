@@ -18,6 +18,7 @@ from temporal_flows.tasks import (
     log,
     output_values,
     parallel,
+    pause,
     returns,
     sequential,
     sleep,
@@ -39,11 +40,11 @@ TYPES: tuple[TaskType, ...] = (
     log.TYPE,
     fail.TYPE,
     sleep.TYPE,
+    pause.TYPE,
     output_values.TYPE,
     basic.TYPE,
     later.SCRIPT,
     later.HTTP,
-    later.PAUSE,
     later.SUBFLOW,
 )
 

@@ -15,6 +15,7 @@ from temporal_flows.retries import RetryPolicy
 from temporal_flows.scheduler import ChildResult, Group, GroupResult
 
 if TYPE_CHECKING:
+    from temporal_flows.pauses import Pauses
     from temporal_flows.runnables import RunnableType
 
 
@@ -23,7 +24,8 @@ class PropertySpec:
     """What one property accepts. `kind` names a check of the task-list dialect:
     string | integer | number | boolean | string_list | mapping | duration | choice | any |
     tasks (a list of tasks) | task_cases (a mapping of task lists) | dag_tasks | handler | retry |
-    values (a list, or a string that renders to a JSON list)."""
+    values (a list, or a string that renders to a JSON list) | inputs (input declarations, like a
+    flow's `inputs`)."""
 
     kind: str
     required: bool = False
@@ -71,6 +73,8 @@ class TaskContext:
     """The workflow's deterministic random source."""
     cancel_requested: bool = False
     """Set when the task was cancelled while an attempt was ending on its own: no retry follows."""
+    pauses: Pauses | None = None
+    """The run's paused task runs, where a `pause` waits for its resume."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,8 @@ class Plan:
     result: ChildResult | None = None
 
 
-PlanHook = Callable[[TaskContext], Plan]
+PlanHook = Callable[[TaskContext], "Plan | Awaitable[Plan]"]
+"""Usually decided at once; a `pause` first waits (durably) and plans after."""
 EvaluateHook = Callable[[TaskContext], Awaitable[ChildResult]]
 ConcludeHook = Callable[[TaskContext, GroupResult, ChildResult], ChildResult]
 

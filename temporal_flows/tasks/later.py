@@ -49,16 +49,6 @@ HTTP = TaskType(
     runs_yet=False,
 )
 
-PAUSE = TaskType(
-    "pause",
-    TaskKind.PURE,
-    ("io.kestra.plugin.core.flow.Pause",),
-    {"delay": PropertySpec("duration"), "pause_duration": PropertySpec("duration"), "on_resume": PropertySpec("any"),
-     "behavior": PropertySpec("string"), "tasks": PropertySpec("tasks")},
-    "waits for a resume or its `delay`",
-    runs_yet=False,
-)
-
 SUBFLOW = TaskType(
     "subflow",
     TaskKind.FLOWABLE,

@@ -1,4 +1,6 @@
-"""`log`: logs the rendered `message` (or each of a list of messages) through the workflow logger."""
+"""`log`: logs the rendered `message` (or each of a list of messages) through the workflow logger.
+
+Kestra's deprecated `Echo` is the same task with `format` for `message`."""
 
 from __future__ import annotations
 
@@ -25,9 +27,9 @@ async def evaluate(ctx: TaskContext) -> ChildResult:
 TYPE = TaskType(
     "log",
     TaskKind.PURE,
-    ("io.kestra.plugin.core.log.Log",),
+    ("io.kestra.plugin.core.log.Log", "io.kestra.plugin.core.debug.Echo"),
     {
-        "message": PropertySpec("any", required=True),
+        "message": PropertySpec("any", required=True, aliases=("format",)),  # Echo (deprecated) says `format`
         "level": PropertySpec("choice", choices=tuple(LEVELS)),
     },
     "logs the rendered `message`",

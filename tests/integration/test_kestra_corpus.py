@@ -9,6 +9,7 @@ Every `scope: core` case is one test. Each runs the flow as a separate process,
 for this module, and checks the final state (SPEC §6), Kestra's task-run count, the attempts of
 the named tasks and, for the retry cases whose note says "N attempts", the attempts of the single
 failing task. The runs go 4 at a time, once, the first time a case asks for its result.
+A flow with a pause that only a resume ends is resumed with `tflow resume` once it is paused.
 
 Cases that need a capability of the next issue (issue 7) are skipped, each naming the feature; the
 classification reads the flow file (`FEATURES` below), never what happens when it runs.
@@ -32,6 +33,7 @@ import yaml
 from temporalio.client import Client
 
 from client.worker import create_worker
+from temporal_flows.workflow import SUMMARY_QUERY
 from tests.support import REPO, cli_env, tflow
 
 CORPUS = REPO.parent / "shared" / "kestra-flows"  # SHARED / "kestra-flows" (tests/conftest.py)
@@ -156,9 +158,6 @@ def uses_expression(pattern: str) -> Callable[[Any, Case], bool]:
 
 
 FEATURES: list[tuple[str, Callable[[Any, Case], bool]]] = [
-    ("flow inputs", lambda flow, case: case.has_inputs or top_level("inputs")(flow, case)),
-    ("pause tasks", uses_type("pause", "io.kestra.plugin.core.flow.Pause")),
-    ("flow outputs", top_level("outputs")),
 ]
 """(feature of issue 7, does the case need it): a case needing any of them is skipped."""
 
@@ -166,6 +165,43 @@ FEATURES: list[tuple[str, Callable[[Any, Case], bool]]] = [
 def later_features(case: Case) -> list[str]:
     flow = read_flow(case)
     return [name for name, needs in FEATURES if needs(flow, case)]
+
+
+# -- cases a user steers while they run -----------------------------------------------------------
+
+PAUSE_TYPES = ("pause", "io.kestra.plugin.core.flow.Pause", "io.kestra.core.tasks.flows.Pause")
+PAUSE_ENDS = ("delay", "pauseDuration", "pause_duration", "timeout")
+
+
+def waits_for_resume(case: Case) -> bool:
+    """The flow has a pause that only a resume ends (no duration, no timeout): Kestra's test resumes
+    it, so the case resumes it with `tflow resume` once it is paused."""
+    return any(
+        isinstance(node, dict) and node.get("type") in PAUSE_TYPES and not any(key in node for key in PAUSE_ENDS)
+        for node in _walk(read_flow(case))
+    )
+
+
+async def resume_when_paused(client: Client, run_id: str, address: str, task_queue: str) -> None:
+    """Poll the run's summary until something waits for a resume, then `tflow resume RUN_ID` as a
+    separate process, as a user would (the run's own outcome is what the case checks)."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            current = await client.get_workflow_handle(run_id).query(SUMMARY_QUERY)
+        except Exception:  # noqa: BLE001 - not started yet, or no worker has answered yet
+            current = {}
+        if current.get("waiting_for"):
+            break
+        await asyncio.sleep(0.2)
+    else:
+        return
+    proc = await asyncio.create_subprocess_exec(
+        *tflow("resume", run_id, "--address", address, "--task-queue", task_queue),
+        cwd=REPO, env=cli_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await proc.communicate()
+    assert proc.returncode == 0, f"tflow resume {run_id}: exit {proc.returncode}\n{stdout.decode()}{stderr.decode()}"
 
 
 # -- running the cases ---------------------------------------------------------------------------
@@ -222,6 +258,7 @@ async def run_case(case: Case, address: str, task_queue: str, client: Client) ->
     proc = await asyncio.create_subprocess_exec(
         *command, cwd=REPO, env=cli_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
+    resumer = asyncio.ensure_future(resume_when_paused(client, run_id, address, task_queue)) if waits_for_resume(case) else None
     try:
         stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=RUN_TIMEOUT_S)
     except asyncio.TimeoutError:
@@ -232,6 +269,13 @@ async def run_case(case: Case, address: str, task_queue: str, client: Client) ->
         except Exception:  # noqa: BLE001 - it may never have started, or have ended meanwhile
             pass
         return Outcome(None, stdout.decode(), stderr.decode(), time.monotonic() - started, run_id, timed_out=True)
+    finally:
+        if resumer is not None and not resumer.done():
+            resumer.cancel()
+    if resumer is not None:
+        [resumed] = await asyncio.gather(resumer, return_exceptions=True)
+        if isinstance(resumed, Exception):
+            stderr += f"\n{resumed}".encode()
     return Outcome(proc.returncode, stdout.decode(), stderr.decode(), time.monotonic() - started, run_id)
 
 
