@@ -15,12 +15,12 @@ from datetime import timedelta
 from typing import Any, Mapping
 
 from temporalio import workflow
-from temporalio.common import TypedSearchAttributes
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError, CancelledError, ChildWorkflowError, TerminatedError, TimeoutError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 from temporal_flows.ledger import State
-from temporal_flows.metadata import CANCEL_ACK_BOUND, search_attribute_keys
+from temporal_flows.metadata import CANCEL_ACK_BOUND, label_term, labels_search_attribute_key, search_attribute_keys
 from temporal_flows.model import TaskKind
 from temporal_flows.scheduler import ChildResult
 from temporal_flows.tasks.base import PropertySpec, TaskContext, TaskType
@@ -72,6 +72,7 @@ async def evaluate(ctx: TaskContext) -> ChildResult:
         subflows=dict(ctx.subflows),
         caller_outputs={} if flow.get("outputs") else dict(props.get("outputs") or {}),
     )
+    child_labels = {**flow.get("labels", {}), **request.labels}
     wait = props.get("wait", True)
     child_id = _child_id(ctx)
     handle = await workflow.start_child_workflow(
@@ -81,8 +82,8 @@ async def evaluate(ctx: TaskContext) -> ChildResult:
         task_queue=workflow.info().task_queue,
         parent_close_policy=ParentClosePolicy.REQUEST_CANCEL if wait else ParentClosePolicy.ABANDON,
         static_summary=f"{key}: subflow of {workflow.info().workflow_id}, task {ctx.task.id}",
-        memo={"parent_task_run": ctx.task_run.id, "source_file": flow.get("source_file", "")},
-        search_attributes=_search_attributes(props),
+        memo={"parent_task_run": ctx.task_run.id, "source_file": flow.get("source_file", ""), "labels": child_labels},
+        search_attributes=_search_attributes(props, child_labels),
     )
     if not wait:
         return ChildResult(State.SUCCESS, {"executionId": child_id})
@@ -96,14 +97,20 @@ def _child_id(ctx: TaskContext) -> str:
     return f"{workflow.info().workflow_id}.{ctx.task.id}.{ctx.task_run.id}{attempt}"
 
 
-def _search_attributes(props: Mapping[str, Any]) -> TypedSearchAttributes | None:
-    """The child carries the flow search attributes only when the parent does: then the server
-    knows them (an unknown one would make the child's start fail)."""
+def _search_attributes(props: Mapping[str, Any], labels: Mapping[str, Any]) -> TypedSearchAttributes | None:
+    """The child carries each search attribute of runs (`tflow list`) only when the parent carries
+    it too: then the server knows it (an unknown one would make the child's start fail)."""
     flow_id_key, namespace_key = search_attribute_keys()
+    labels_key = labels_search_attribute_key()
     parent = workflow.info().typed_search_attributes
     if parent.get(flow_id_key) is None or parent.get(namespace_key) is None:
         return None
-    return TypedSearchAttributes([flow_id_key.value_set(props["flow_id"]), namespace_key.value_set(props["namespace"])])
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(flow_id_key, props["flow_id"]), SearchAttributePair(namespace_key, props["namespace"]),
+    ]
+    if labels and parent.get(labels_key) is not None:
+        pairs.append(SearchAttributePair(labels_key, [label_term(name, str(value)) for name, value in labels.items()]))
+    return TypedSearchAttributes(pairs)
 
 
 def _labels(value: Any) -> dict[str, Any] | str:

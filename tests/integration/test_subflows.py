@@ -35,13 +35,13 @@ outputs:
     value: "{{ outputs.greet.value }}"
 """
 
-PLAIN = """
-id: plain
+LABELLED = """
+id: labelled
 namespace: tests.sub
 tasks:
   - id: step
     type: return
-    format: "from plain"
+    format: "{{ labels.team }}/{{ labels.via }}"
 """
 
 FAILING = """
@@ -73,10 +73,12 @@ async def child_result(client: Client, execution_id: str) -> dict[str, Any]:
 
 
 async def test_child_outputs_reach_later_tasks_and_the_child_is_a_child_workflow(client: Client, worker: str, tmp_path: Path):
-    flows(tmp_path, child=CHILD, plain=PLAIN)
+    flows(tmp_path, child=CHILD, labelled=LABELLED)
     parent = write_flow(tmp_path, """
         id: parent
         namespace: tests.sub
+        labels:
+          team: core
         tasks:
           - id: call
             type: io.kestra.plugin.core.flow.Subflow
@@ -87,7 +89,11 @@ async def test_child_outputs_reach_later_tasks_and_the_child_is_a_child_workflow
           - id: older
             type: subflow
             namespace: tests.sub
-            flow_id: plain
+            flow_id: labelled
+            inheritLabels: true
+            labels:
+              - key: via
+                value: "{{ flow.id }}"
             outputs:
               got: "{{ outputs.step.value }}"
           - id: use
@@ -98,13 +104,16 @@ async def test_child_outputs_reach_later_tasks_and_the_child_is_a_child_workflow
 
     assert result["state"] == "SUCCESS", result["error"]
     assert task_ids(result) == ["call", "older", "use"], "the child's task runs stay in the child run"
-    assert task_run(result, "use")["outputs"]["value"] == "hello parent / SUCCESS / from plain"
+    assert task_run(result, "use")["outputs"]["value"] == "hello parent / SUCCESS / core/parent"
     call = task_run(result, "call")["outputs"]
     assert call["outputs"] == {"greeting": "hello parent"} and call["state"] == "SUCCESS"
 
     child_id = call["executionId"]
     description = await client.get_workflow_handle(child_id).describe()
     assert description.parent_id == result["run_id"], "the subflow runs as a child workflow of the run"
+    parent_attributes = (await client.get_workflow_handle(result["run_id"]).describe()).search_attributes
+    if parent_attributes.get("TflowFlowId"):  # the server knows them: the child is listed under its own flow
+        assert description.search_attributes.get("TflowFlowId") == ["child"]
     child = await child_result(client, child_id)
     assert child["state"] == "SUCCESS" and task_ids(child) == ["greet"]
     assert child["outputs"] == {"greeting": "hello parent"}
