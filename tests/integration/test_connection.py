@@ -177,6 +177,8 @@ class MutualTlsFrontend:
         self.context.set_alpn_protocols(["h2"])
         self.loop = asyncio.new_event_loop()
         self.loop.set_exception_handler(lambda loop, context: None)  # refused handshakes are expected
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.server: asyncio.Server | None = None
         self.address = ""
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -197,17 +199,20 @@ class MutualTlsFrontend:
         ready = threading.Event()
 
         async def start() -> None:
-            server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.context)
-            self.address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+            self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.context)
+            self.address = f"127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
             ready.set()
 
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.thread.start()
         asyncio.run_coroutine_threadsafe(start(), self.loop)
         assert ready.wait(10), "the TLS frontend did not start"
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if self.server is not None:
+            self.loop.call_soon_threadsafe(self.server.close)
         self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
 
 
 @pytest.fixture
