@@ -87,7 +87,8 @@ def cluster_settings(
         loaded = ClientConfigProfile.load(profile, override_env_vars=dict(environ))
         config: Mapping[str, Any] = loaded.to_client_connect_config()
     except OSError as error:  # a TLS certificate or key file named by the profile or TEMPORAL_TLS_*
-        raise ConnectionConfigError(f"{where}: cannot read TLS file {error.filename}: {error.strerror}") from None
+        raise ConnectionConfigError(
+            f"cannot read TLS file {error.filename} (named by TEMPORAL_TLS_* or {where}): {error.strerror}") from None
     except Exception as error:  # noqa: BLE001 - the SDK's ConfigError: bad TOML, unknown profile
         raise ConnectionConfigError(f"Temporal config ({where}): {error}") from None
     if address:
