@@ -14,6 +14,7 @@ is part of the string token and is never touched.
 | `x | default(d)`             | the filter on `attempt(x)`, for the same reason                  |
 | `a equals b`, `a contains b` | `a == b`, `b in a`                                              |
 | `null`                       | the constant None                                                |
+| `{% elseif c %}`             | `{% elif c %}`                                                   |
 
 `??` binds tighter than filters and tests, as in Kestra (`a ?? b | upper` is `(a ?? b) | upper`).
 """
@@ -27,7 +28,7 @@ from typing import Any, Callable, Iterable, Iterator
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import UndefinedError
-from jinja2.lexer import TOKEN_OPERATOR, Lexer, Token, operator_re
+from jinja2.lexer import TOKEN_BLOCK_BEGIN, TOKEN_NAME, TOKEN_OPERATOR, TOKEN_WHITESPACE, Lexer, Token, operator_re
 from jinja2.parser import Parser
 from jinja2.runtime import Undefined
 
@@ -67,7 +68,8 @@ def _helper_call(node: nodes.Node) -> str | None:
 
 
 class PebbleLexer(Lexer):
-    """Jinja's lexer, with `???`, `??` and `?` as operators inside `{{ }}` and `{% %}`."""
+    """Jinja's lexer, with `???`, `??` and `?` as operators inside `{{ }}` and `{% %}`, and Pebble's
+    `elseif` tag read as Jinja's `elif`."""
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -80,9 +82,14 @@ class PebbleLexer(Lexer):
 
     def wrap(self, stream: Iterable[tuple[int, str, str]], name: str | None = None, filename: str | None = None) -> Iterator[Token]:
         def typed() -> Iterator[tuple[int, str, str]]:
+            previous = None
             for lineno, token, value in stream:
                 if token == TOKEN_OPERATOR and value in PEBBLE_OPERATORS:
                     token = PEBBLE_OPERATORS[value]
+                elif token == TOKEN_NAME and value == "elseif" and previous == TOKEN_BLOCK_BEGIN:
+                    value = "elif"
+                if token != TOKEN_WHITESPACE:
+                    previous = token
                 yield lineno, token, value
 
         return super().wrap(typed(), name, filename)

@@ -103,6 +103,7 @@ def test_ternary_taking_an_undefined_branch_fails_naming_it():
         ("{{ taskrun.value is json }}|{{ parent.taskrun.value is json }}|{{ {'a': 1} is json }}|{{ two is json }}", "true|false|true|false"),
         ("{{ outputs.t.value equals 'v' }}|{{ [1, 2] contains 2 }}|{{ 'abc' contains 'd' }}", "true|true|false"),
         ("{{ outputs.t.missing.deeper | default('dflt') }}", "dflt"),
+        ("{% if two == 1 %}one{% elseif two == 2 %}two{% else %}many{% endif %}|{{ 'elseif' }}", "two|elseif"),
     ],
 )
 def test_pebble_tests_and_operators(template, expected):
