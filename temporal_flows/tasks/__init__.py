@@ -22,6 +22,7 @@ from temporal_flows.tasks import (
     returns,
     sequential,
     sleep,
+    subflow,
     switch,
 )
 from temporal_flows.tasks.base import COMMON_PROPERTIES, PropertySpec, TaskType
@@ -43,9 +44,9 @@ TYPES: tuple[TaskType, ...] = (
     pause.TYPE,
     output_values.TYPE,
     basic.TYPE,
+    subflow.TYPE,
     later.SCRIPT,
     later.HTTP,
-    later.SUBFLOW,
 )
 
 TASK_TYPES: dict[str, TaskType] = {task_type.name: task_type for task_type in TYPES}

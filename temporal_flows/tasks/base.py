@@ -38,6 +38,9 @@ class PropertySpec:
     """For `integer`: the smallest value accepted."""
     dynamic: bool = False
     """A template is accepted in place of the value and checked when it renders (task start)."""
+    foreign: bool = False
+    """Its templates render in another run (a subflow's `outputs`, against the child run): their
+    syntax is checked, not their references to this flow's tasks."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,10 @@ class TaskContext:
     """The workflow's deterministic random source."""
     cancel_requested: bool = False
     """Set when the task was cancelled while an attempt was ending on its own: no retry follows."""
+    labels: Mapping[str, Any] = field(default_factory=dict)
+    """The run's labels (the flow's and the run's own), which a subflow may pass on."""
+    subflows: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    """Flows this run may call as subflows: `namespace.flowId` → normalized flow (`RunRequest.subflows`)."""
     pauses: Pauses | None = None
     """The run's paused task runs, where a `pause` waits for its resume."""
 

@@ -5,7 +5,7 @@ a flow containing one, naming the task, instead of running half of it."""
 from __future__ import annotations
 
 from temporal_flows.model import TaskKind
-from temporal_flows.tasks.base import PropertySpec, TaskType, flowable_properties
+from temporal_flows.tasks.base import PropertySpec, TaskType
 
 SCRIPT = TaskType(
     "script",
@@ -46,24 +46,5 @@ HTTP = TaskType(
         "request": PropertySpec("mapping"),
     },
     "an HTTP request",
-    runs_yet=False,
-)
-
-SUBFLOW = TaskType(
-    "subflow",
-    TaskKind.FLOWABLE,
-    ("io.kestra.plugin.core.flow.Subflow", "io.kestra.plugin.core.flow.Flow"),
-    flowable_properties(
-        namespace=PropertySpec("string", required=True),
-        flow_id=PropertySpec("string", required=True),
-        inputs=PropertySpec("mapping"),
-        wait=PropertySpec("boolean"),
-        transmit_failed=PropertySpec("boolean"),
-        outputs=PropertySpec("mapping"),
-        revision=PropertySpec("integer"),
-        labels=PropertySpec("any"),
-        inherit_labels=PropertySpec("boolean"),
-    ),
-    "runs another flow as a child workflow",
     runs_yet=False,
 )
