@@ -90,8 +90,10 @@ class _Normalizer:
             triggers=triggers,
         )
 
-    def _declarations(self, root: YMap, key: str) -> list[dict[str, Any]]:
-        """A flow's `inputs`/`outputs`/`triggers`: a list of mappings, each with an `id`."""
+    def _declarations(self, root: YMap, key: str, kind: str | None = None) -> list[dict[str, Any]]:
+        """A flow's `inputs`/`outputs`/`triggers`: a list of mappings, each with an `id`; `kind`
+        says which when `key` is another name for it (a pause's `onResume` declares `inputs`)."""
+        kind = kind or key
         if key not in root:
             return []
         items = root[key]
@@ -104,14 +106,14 @@ class _Normalizer:
             if not isinstance(item, YMap):
                 self.problem(location, f"an entry of `{key}` must be a mapping with an `id`")
                 continue
-            id_key = "name" if key == "inputs" and "id" not in item and "name" in item else "id"  # Kestra's older `name`
+            id_key = "name" if kind == "inputs" and "id" not in item and "name" in item else "id"  # Kestra's older `name`
             if self._identifier(item, id_key, f"an entry of `{key}`") is not None:
                 entry = {snake_case(name): value for name, value in item.items() if name != id_key}
                 found.append({"id": item[id_key], **entry})
                 placed.append(item)
                 self.source_map.declarations.setdefault((key, item[id_key]), item.location)
-        if key in _DECLARATION_CHECKS:
-            found = self._checked_entries(key, found, placed)
+        if kind in _DECLARATION_CHECKS:
+            found = self._checked_entries(kind, found, placed)
         if key == "triggers":
             self.problems.extend(check_triggers(list(items)))
         return found
@@ -286,7 +288,7 @@ class _Normalizer:
         elif spec.kind == "task_runner":
             self._task_runner(task_type, value, value_location)
         elif spec.kind == "inputs":  # a pause's `onResume`: declared as a flow's `inputs` are
-            task.properties[canonical] = self._declarations(node, key)
+            task.properties[canonical] = self._declarations(node, key, kind="inputs")
         else:
             checked = self._check(spec, key, value, value_location)
             if checked is not _INVALID:

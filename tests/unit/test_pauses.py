@@ -7,8 +7,10 @@ from __future__ import annotations
 import pytest
 
 from cli.progress import waiting_lines
+from temporal_flows.loader import load_flow_text
 from temporal_flows.ledger import TaskRun
 from temporal_flows.pauses import PausedTask, Pauses, ResumeRefused
+from temporal_flows.problems import FlowError
 
 FLOW_TASKS = {"first", "gate", "approve", "last"}
 
@@ -78,3 +80,33 @@ def test_status_says_how_to_resume_and_when_it_goes_on_by_itself():
     assert "`tflow resume run-1 approve --input ok=... --input note=...`" in lines[0]
     assert "`tflow resume run-1 gate`, or it resumes itself at 2026-01-01T00:01:00.000Z" in lines[1]
     assert "gate [x]" in lines[1]
+
+
+PAUSE_FLOW = """\
+id: p
+namespace: tests
+tasks:
+  - id: approve
+    type: io.kestra.plugin.core.flow.Pause
+    delay: PT1M
+    behavior: <<behavior>>
+    onResume:
+      - id: ok
+        type: <<type>>
+        defaults: "true"
+"""
+
+
+def test_a_pause_reads_its_properties_and_declares_resume_inputs_as_flow_inputs():
+    task = load_flow_text(PAUSE_FLOW.replace("<<behavior>>", "WARN").replace("<<type>>", "BOOL"), "flow.yaml").flow.tasks[0]
+    assert task.type == "pause"
+    assert task.properties["pause_duration"] == 60 and task.properties["behavior"] == "WARN"
+    assert task.properties["on_resume"] == [{"id": "ok", "type": "BOOLEAN", "defaults": True}]
+
+
+def test_bad_pause_properties_are_named_with_their_line():
+    with pytest.raises(FlowError) as raised:
+        load_flow_text(PAUSE_FLOW.replace("<<behavior>>", "SNOOZE").replace("<<type>>", "BOOLEEN"), "flow.yaml")
+    problems = [str(problem) for problem in raised.value.problems]
+    assert any(problem.startswith("flow.yaml:7:15: `behavior` must be one of `RESUME`") for problem in problems), problems
+    assert any(problem.startswith("flow.yaml:10:15:") and "unknown input type `BOOLEEN`" in problem for problem in problems), problems
