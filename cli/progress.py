@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any
 
@@ -172,6 +173,9 @@ def print_result(result: dict[str, Any]) -> None:
         typer.echo(f"  {_styled_state(task_run['state'])} {timing}  {name}")
     for line in waiting_lines(result):
         typer.secho(line, fg=_STATE_COLORS["PAUSED"])
+    for name, value in (result.get("outputs") or {}).items():
+        shown = value if isinstance(value, str) else json.dumps(value)
+        typer.echo(f"Output {name}: {shown}")
     error = result.get("error")
     if error:
         where = f" (task {error['task_id']})" if error.get("task_id") else ""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
+import yaml
 from temporalio.client import Client, WorkflowHandle
 
 from cli.common import (
@@ -28,6 +29,7 @@ from cli.common import (
     UiUrlOption,
     exit_code_for,
     fail,
+    key_value_pairs,
     log_to_file,
     run_async,
 )
@@ -35,7 +37,9 @@ from cli.progress import ProgressPrinter, print_result, ui_line
 from client.connection import cluster_settings, known_ui_base
 from client.devserver import DevServer, default_db_filename, free_port, port_is_free
 from client.temporal_cli import default_data_dir
+from temporal_flows.inputs import InputError, resolve_inputs
 from temporal_flows.loader import LoadedFlow, load_flow
+from temporal_flows.source import FlowYamlLoader
 from temporal_flows.metadata import DEFAULT_ADDRESS, DEFAULT_UI_PORT
 from temporal_flows.problems import FlowError
 from temporal_flows.validate import not_runnable_yet
@@ -53,7 +57,8 @@ def register(app: typer.Typer) -> None:
 def run(
     flow: Path = typer.Argument(..., help="The flow file (YAML)."),
     input: List[str] = typer.Option([], "--input", help="An input as key=value (repeatable)."),
-    inputs_file: Optional[Path] = typer.Option(None, "--inputs-file", help="Inputs as a YAML/JSON mapping."),
+    inputs_file: Optional[Path] = typer.Option(None, "--inputs-file", help="Inputs as a YAML/JSON mapping (--input wins)."),
+    label: List[str] = typer.Option([], "--label", help="A label of this run as key=value (repeatable; over the flow's)."),
     max_workers: Optional[int] = typer.Option(None, "--max-workers", min=1, help="At most this many tasks at once in any group."),
     max_pending_tasks: int = typer.Option(DEFAULT_MAX_PENDING_TASKS, "--max-pending-tasks", min=1, max=1900, help="At most this many activities pending at once in the run (Temporal allows 2,000)."),
     redispatch_limit: int = typer.Option(DEFAULT_REDISPATCH_LIMIT, "--redispatch-limit", min=0, help="Re-dispatch a task whose worker was lost at most this many times, then fail it."),
@@ -68,14 +73,15 @@ def run(
 ) -> None:
     """Validate FLOW, run it on Temporal, and follow it until it ends."""
     loaded = _load(flow)
-    _check_inputs(loaded, input, inputs_file)
+    inputs = _resolve_inputs(loaded, input, inputs_file)
+    labels = key_value_pairs(label, "--label")
     cluster = cluster_settings(address, namespace, profile)  # an address from a config profile counts too
     if detach and not cluster.address:
         raise fail(
             "--detach needs a Temporal server that outlives this command: pass --address, set TEMPORAL_ADDRESS "
             "or use a config profile with an address", ExitCode.INVALID)
     limits = {"max_pending_tasks": max_pending_tasks, "redispatch_limit": redispatch_limit}
-    options = _RunOptions(loaded, run_id, max_workers, limits, as_json, detach)
+    options = _RunOptions(loaded, run_id, max_workers, limits, as_json, detach, inputs, labels)
     if cluster.address:
         result = run_async(_run_on_cluster(Connection.to(cluster, task_queue, ui_url_base), options))
     else:
@@ -91,6 +97,9 @@ class _RunOptions:
     limits: dict[str, int]
     as_json: bool
     detach: bool
+    inputs: dict[str, Any]
+    """Resolved against the flow's declarations (coerced, defaults applied, checked)."""
+    labels: dict[str, str]
 
 
 def _load(flow: Path) -> LoadedFlow:
@@ -104,14 +113,31 @@ def _load(flow: Path) -> LoadedFlow:
     return loaded
 
 
-def _check_inputs(loaded: LoadedFlow, inputs: list[str], inputs_file: Optional[Path]) -> None:
-    for item in inputs:
-        if "=" not in item:
-            raise fail(f"--input {item!r}: expected key=value", ExitCode.INVALID)
-    names = [item.split("=", 1)[0] for item in inputs]
-    if names or inputs_file:
-        given = ", ".join(names) or str(inputs_file)
-        raise fail(f"{loaded.flow.source_file}: the flow declares no inputs, but inputs were given ({given})", ExitCode.INVALID)
+def _resolve_inputs(loaded: LoadedFlow, inputs: list[str], inputs_file: Optional[Path]) -> dict[str, Any]:
+    """The run's inputs, from `--inputs-file` then `--input` (which wins), coerced and checked
+    before anything starts: a bad or missing one exits 2 naming it."""
+    given = _read_inputs_file(inputs_file) if inputs_file else {}
+    given.update(key_value_pairs(inputs, "--input"))
+    try:
+        return resolve_inputs(loaded.flow.inputs, given)
+    except InputError as error:
+        details = "\n".join(f"  {message}" for message in error.messages)
+        raise fail(f"{loaded.flow.source_file}: invalid inputs:\n{details}", ExitCode.INVALID) from None
+
+
+def _read_inputs_file(path: Path) -> dict[str, Any]:
+    """A YAML (or JSON) mapping of input id → value."""
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=FlowYamlLoader)  # YAML 1.2 booleans, as flows
+    except (OSError, UnicodeDecodeError) as error:
+        raise fail(f"--inputs-file {path}: cannot read it: {error}", ExitCode.INVALID) from None
+    except yaml.YAMLError as error:
+        raise fail(f"--inputs-file {path}: invalid YAML/JSON: {error}", ExitCode.INVALID) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise fail(f"--inputs-file {path}: expected a mapping of input id → value, got {type(data).__name__}", ExitCode.INVALID)
+    return {str(key): value for key, value in data.items()}
 
 
 async def _run_on_cluster(connection: Connection, options: _RunOptions) -> int:
@@ -169,7 +195,7 @@ async def _start_and_follow(client: Client, connection: Connection, options: _Ru
     warn = lambda message: typer.secho(f"warning: {message}", err=True, fg=typer.colors.YELLOW)  # noqa: E731
     handle = await start_run(
         client, options.loaded, task_queue=connection.task_queue, run_id=options.run_id,
-        max_workers=options.max_workers, warn=warn, **options.limits,
+        max_workers=options.max_workers, inputs=options.inputs, labels=options.labels, warn=warn, **options.limits,
     )
     link = ui_url(connection.ui_base, connection.namespace, handle.id, handle.result_run_id)
     if options.detach:

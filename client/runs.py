@@ -24,7 +24,13 @@ from temporalio.service import RPCError
 
 from client.connection import TemporalUnreachable, configure_runtime, connect  # noqa: F401 - re-exported for callers
 from temporal_flows.loader import LoadedFlow
-from temporal_flows.metadata import LEDGER_ACTIVITY, search_attribute_keys
+from temporal_flows.metadata import (
+    LEDGER_ACTIVITY,
+    SEARCH_ATTRIBUTES,
+    label_term,
+    labels_search_attribute_key,
+    search_attribute_keys,
+)
 from temporal_flows.workflow import FLOW_FAILED_ERROR, SUMMARY_QUERY, TASK_RUNS_QUERY, FlowWorkflow, RunRequest
 
 LEDGER_HISTORY_PAGE = 200
@@ -35,10 +41,20 @@ def new_run_id(flow_id: str) -> str:
     return f"{flow_id}-{uuid.uuid4().hex[:12]}"
 
 
-def run_request(loaded: LoadedFlow, max_workers: int | None = None, **limits: int) -> RunRequest:
-    """The workflow input (validation has checked that the flow fits in one Temporal payload)."""
+def run_request(
+    loaded: LoadedFlow,
+    max_workers: int | None = None,
+    inputs: dict[str, Any] | None = None,
+    labels: dict[str, str] | None = None,
+    **limits: int,
+) -> RunRequest:
+    """The workflow input (validation has checked that the flow fits in one Temporal payload).
+    `inputs` are resolved (`temporal_flows.inputs.resolve_inputs`); `labels` add to the flow's."""
     flow = loaded.flow
-    return RunRequest(flow=flow.to_input(), flow_hash=flow.digest(), max_workers=max_workers, **limits)
+    return RunRequest(
+        flow=flow.to_input(), flow_hash=flow.digest(), max_workers=max_workers, inputs=dict(inputs or {}),
+        labels=dict(labels or {}), **limits,
+    )
 
 
 def static_summary(loaded: LoadedFlow) -> str:
@@ -54,21 +70,27 @@ async def start_run(
     task_queue: str,
     run_id: str | None = None,
     max_workers: int | None = None,
+    inputs: dict[str, Any] | None = None,
+    labels: dict[str, str] | None = None,
     warn: Callable[[str], None] = lambda message: None,
     **limits: int,
 ) -> WorkflowHandle[Any, Any]:
     """Start one execution of the interpreter workflow with the normalized flow as its input."""
-    request = run_request(loaded, max_workers=max_workers, **limits)
+    request = run_request(loaded, max_workers=max_workers, inputs=inputs, labels=labels, **limits)
     flow = loaded.flow
     flow_id_key, namespace_key = search_attribute_keys()
+    labels = run_labels(flow.labels, request.labels)
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(flow_id_key, flow.id), SearchAttributePair(namespace_key, flow.namespace),
+    ]
+    if labels:
+        pairs.append(SearchAttributePair(labels_search_attribute_key(), [label_term(k, v) for k, v in labels.items()]))
     options: dict[str, Any] = {
         "id": run_id or new_run_id(flow.id),
         "task_queue": task_queue,
         "static_summary": static_summary(loaded),
-        "memo": {"flow_hash": request.flow_hash, "source_file": flow.source_file},
-        "search_attributes": TypedSearchAttributes(
-            [SearchAttributePair(flow_id_key, flow.id), SearchAttributePair(namespace_key, flow.namespace)]
-        ),
+        "memo": {"flow_hash": request.flow_hash, "source_file": flow.source_file, "labels": labels},
+        "search_attributes": TypedSearchAttributes(pairs),
     }
     try:
         return await client.start_workflow(FlowWorkflow.run, request, **options)
@@ -76,11 +98,16 @@ async def start_run(
         if "search attribute" not in str(error).lower():
             raise
         warn(
-            "the server does not know the search attributes TflowFlowId/TflowNamespace; "
+            f"the server does not know the search attributes {'/'.join(SEARCH_ATTRIBUTES)}; "
             "starting without them (register them with `temporal operator search-attribute create`)"
         )
         del options["search_attributes"]
         return await client.start_workflow(FlowWorkflow.run, request, **options)
+
+
+def run_labels(flow_labels: dict[str, str], given: dict[str, str]) -> dict[str, str]:
+    """A run's labels: the flow's, with the run's own (`tflow run --label`) added or overriding."""
+    return {**flow_labels, **given}
 
 
 async def summary(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:

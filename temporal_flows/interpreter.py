@@ -60,7 +60,8 @@ class _Now:
 
 class Interpreter:
     def __init__(
-        self, flow: Flow, run_id: str, started: datetime, limits: RunLimits, ledger: Ledger, pauses: Pauses | None = None
+        self, flow: Flow, run_id: str, started: datetime, limits: RunLimits, ledger: Ledger, pauses: Pauses | None = None,
+        inputs: dict[str, Any] | None = None, labels: dict[str, str] | None = None,
     ):
         self.flow = flow
         self.run_id = run_id
@@ -68,6 +69,10 @@ class Interpreter:
         self.limits = limits
         self.max_workers = limits.max_workers
         self.ledger = ledger
+        self.inputs = inputs or {}
+        """The run's resolved inputs (`inputs.<id>` in templates)."""
+        self.labels = labels if labels is not None else dict(flow.labels)
+        """The run's labels: the flow's, overridden by the run's own (`labels.<name>`)."""
         self.pauses = pauses if pauses is not None else Pauses()
         """Task runs waiting for a resume (the workflow's `resume` update wakes them)."""
         self._pending_tasks = asyncio.Semaphore(limits.max_pending_tasks)
@@ -356,19 +361,31 @@ class Interpreter:
             task, task_run, scope, self.max_workers, render_with, lambda: workflow.random().random(), pauses=self.pauses
         )
 
-    def _context(self, task: Task, task_run: TaskRun, scope: Scope) -> dict[str, Any]:
-        now = workflow.now()
-        parents = [
-            {"taskrun": {"id": parent.id, "value": parent.value}, "task": {"id": parent.task_id}}
-            for parent in scope.parents
-        ]
+    def flow_context(self) -> dict[str, Any]:
+        """What templates see outside any task (the flow's `outputs` render with it when the run ends)."""
         return {
             "flow": {"id": self.flow.id, "namespace": self.flow.namespace, "description": self.flow.description},
             "execution": {
                 "id": self.run_id,
                 "startDate": timestamp(self.started),
-                "duration": (now - self.started).total_seconds(),
+                "duration": (workflow.now() - self.started).total_seconds(),
             },
+            "inputs": self.inputs,
+            "vars": self.flow.variables,
+            "labels": self.labels,
+            "outputs": self.outputs,
+            "flows": self.outputs,  # step flows name earlier outputs `flows.<step>.<output>` (SPEC §3.6)
+            "tasks": self.task_results,
+            "now": _Now(),
+        }
+
+    def _context(self, task: Task, task_run: TaskRun, scope: Scope) -> dict[str, Any]:
+        parents = [
+            {"taskrun": {"id": parent.id, "value": parent.value}, "task": {"id": parent.task_id}}
+            for parent in scope.parents
+        ]
+        return {
+            **self.flow_context(),
             "task": {"id": task.id, "type": task.type},
             "taskrun": {
                 "id": task_run.id,
@@ -379,14 +396,7 @@ class Interpreter:
             },
             "parent": parents[0] if parents else None,
             "parents": parents,
-            "inputs": {},
             "input": scope.input or {},
-            "vars": self.flow.variables,
-            "labels": self.flow.labels,
-            "outputs": self.outputs,
-            "flows": self.outputs,  # step flows name earlier outputs `flows.<step>.<output>` (SPEC §3.6)
-            "tasks": self.task_results,
-            "now": _Now(),
             "currentEachOutput": lambda outputs: _current_each_output(outputs, scope.values),
         }
 

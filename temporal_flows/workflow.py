@@ -7,7 +7,7 @@ run's live state. The flow definition is the workflow input, so a run never sees
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +15,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
+from temporal_flows.flow_outputs import OutputError, render_outputs
+from temporal_flows.inputs import InputError, resolve_inputs
 from temporal_flows.interpreter import Interpreter, RunLimits
 from temporal_flows.ledger import Ledger, LedgerPage, State, timestamp
 from temporal_flows.metadata import (
@@ -25,6 +27,7 @@ from temporal_flows.metadata import (
     WORKFLOW_TYPE,
 )
 from temporal_flows.model import Flow
+from temporal_flows.scheduler import GroupResult
 from temporal_flows.pauses import Pauses, ResumeRefused
 
 SUMMARY_QUERY = "summary"
@@ -49,6 +52,10 @@ class RunRequest:
     flow_hash: str = ""
     max_workers: int | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
+    """Given inputs (resolved by the client, or raw from a calling subflow task): resolved again
+    against the flow's declarations before any task runs."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """The run's own labels (`tflow run --label`), over the flow's."""
     max_pending_tasks: int = DEFAULT_MAX_PENDING_TASKS
     redispatch_limit: int = DEFAULT_REDISPATCH_LIMIT
 
@@ -76,19 +83,28 @@ class FlowWorkflow:
         self._error: dict[str, Any] | None = None
         self._ended: datetime | None = None
         self._pauses = Pauses()
+        self._outputs: dict[str, Any] = {}
 
     @workflow.run
     async def run(self, request: RunRequest) -> dict[str, Any]:
         self._flow = Flow.from_dict(request.flow)
         info = workflow.info()
         limits = RunLimits(request.max_workers or 0, request.max_pending_tasks, request.redispatch_limit)
-        interpreter = Interpreter(self._flow, info.workflow_id, info.start_time, limits, self._ledger, self._pauses)
+        try:
+            inputs = resolve_inputs(self._flow.inputs, request.inputs)
+        except InputError as error:
+            return await self._refuse_inputs(error)
+        interpreter = Interpreter(
+            self._flow, info.workflow_id, info.start_time, limits, self._ledger, self._pauses,
+            inputs=inputs, labels={**self._flow.labels, **request.labels},
+        )
         try:
             outcome = await interpreter.run_flow()
         except (asyncio.CancelledError, CancelledError):
             self._finish(State.CANCELLED, {"type": "Cancelled", "message": "the run was cancelled", "task_id": None})
             await self._record_ledger()
             raise
+        outcome = self._render_outputs(interpreter, outcome)
         self._finish(outcome.state, outcome.error)
         if not await self._record_ledger():
             return self._legacy_result()
@@ -103,6 +119,23 @@ class FlowWorkflow:
                 non_retryable=True,
             )
         return result
+
+    async def _refuse_inputs(self, error: InputError) -> dict[str, Any]:
+        """Inputs that do not fit the flow's declarations: the run ends FAILED before any task runs."""
+        self._finish(State.FAILED, {"type": "InputError", "message": str(error), "task_id": None})
+        await self._record_ledger()
+        raise ApplicationError(f"invalid inputs: {error}", self.summary(), type=FLOW_FAILED_ERROR, non_retryable=True)
+
+    def _render_outputs(self, interpreter: Interpreter, outcome: GroupResult) -> GroupResult:
+        """The flow's `outputs`, rendered after `finally` of a run that did not fail; one that
+        cannot render fails the run (SPEC §5)."""
+        if not self._flow or not self._flow.outputs or outcome.state not in (State.SUCCESS, State.WARNING):
+            return outcome
+        try:
+            self._outputs = render_outputs(self._flow.outputs, interpreter.flow_context())
+        except OutputError as error:
+            return replace(outcome, state=State.FAILED, error={"type": "OutputError", "message": str(error), "task_id": None})
+        return outcome
 
     def _finish(self, state: State, error: dict[str, Any] | None) -> None:
         self._state = state
@@ -180,7 +213,7 @@ class FlowWorkflow:
             "started_at": timestamp(info.start_time),
             "ended_at": timestamp(self._ended) if self._ended else None,
             "duration_s": round(duration, 3),
-            "outputs": {},
+            "outputs": self._outputs,
             "error": self._error,
             "ui_url": None,
             "task_run_count": len(self._ledger.task_runs),
