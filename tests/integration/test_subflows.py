@@ -133,6 +133,10 @@ async def test_failed_child_fails_the_task_with_transmit_failed_only(client: Cli
                 namespace: tests.sub
                 flowId: failing
                 transmitFailed: true
+                retry:
+                  type: constant
+                  interval: PT0.1S
+                  maxAttempt: 2
               - id: lenient
                 type: subflow
                 namespace: tests.sub
@@ -156,6 +160,7 @@ async def test_failed_child_fails_the_task_with_transmit_failed_only(client: Cli
     assert strict["state"] == "FAILED"
     assert strict["error"]["type"] == "SubflowFailed" and "child went boom" in strict["error"]["message"]
     assert strict["outputs"]["state"] == "FAILED"
+    assert strict["attempts"] == 2 and strict["outputs"]["executionId"].endswith("-2"), "each attempt is a new child run"
     lenient = task_run(result, "lenient")
     assert lenient["state"] == "SUCCESS" and lenient["outputs"]["state"] == "FAILED", "without transmitFailed the task succeeds"
     child = await child_result(client, strict["outputs"]["executionId"])
