@@ -75,10 +75,14 @@ class PebbleLexer(Lexer):
         super().__init__(environment)
         extra = "|".join(re.escape(operator) for operator in PEBBLE_OPERATORS)
         pattern = re.compile(f"{extra}|{operator_re.pattern}")
+        replaced = 0
         for state, rules in self.rules.items():
+            replaced += sum(rule.pattern is operator_re for rule in rules)
             self.rules[state] = [
                 rule._replace(pattern=pattern) if rule.pattern is operator_re else rule for rule in rules
             ]
+        if not replaced:  # a Jinja2 release that lexes operators otherwise: fail loudly, not silently
+            raise RuntimeError("cannot extend this Jinja2 version's lexer with Pebble's operators")
 
     def wrap(self, stream: Iterable[tuple[int, str, str]], name: str | None = None, filename: str | None = None) -> Iterator[Token]:
         def typed() -> Iterator[tuple[int, str, str]]:

@@ -59,6 +59,8 @@ def test_question_marks_and_colons_inside_strings_and_text_are_untouched(templat
         ("{{ outputs.t.nothing ??? 'd' }}", ""),  # ??? keeps null, replaces only undefined
         ("{{ outputs.t.missing ??? 'd' }}", "d"),
         ("{{ two ?? (two | jq('.no.such')) }}", "2"),  # the right side runs only when needed
+        ("{% for i in ['t', 'u'] %}{{ outputs[i].value ?? i }}{% endfor %}", "vu"),  # loop variables
+        ("{% macro m(a) %}{{ a ?? 'd' }}{% endmacro %}{{ m(none) }}{{ m(1) }}", "d1"),
     ],
 )
 def test_null_coalescing(template, expected):
