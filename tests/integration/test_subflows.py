@@ -142,6 +142,10 @@ async def test_failed_child_fails_the_task_with_transmit_failed_only(client: Cli
                 namespace: tests.sub
                 flowId: failing
                 transmitFailed: false
+              - id: no-input
+                type: subflow
+                namespace: tests.sub
+                flowId: child
               - id: each
                 type: foreach
                 values: ["a", "b"]
@@ -163,6 +167,8 @@ async def test_failed_child_fails_the_task_with_transmit_failed_only(client: Cli
     assert strict["attempts"] == 2 and strict["outputs"]["executionId"].endswith("-2"), "each attempt is a new child run"
     lenient = task_run(result, "lenient")
     assert lenient["state"] == "SUCCESS" and lenient["outputs"]["state"] == "FAILED", "without transmitFailed the task succeeds"
+    no_input = task_run(result, "no-input")
+    assert no_input["state"] == "FAILED" and "`name`" in no_input["error"]["message"], "the child checks its own inputs"
     child = await child_result(client, strict["outputs"]["executionId"])
     assert child["state"] == "FAILED" and task_run(child, "boom")["state"] == "FAILED"
 
