@@ -13,17 +13,21 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client
 
 from client.devserver import DevServer
 from temporal_flows.loader import load_flow
-from client.runs import start_run, wait_result
+from client.resume import resume_run
+from client.runs import start_run, summary, wait_result
 from client.worker import create_worker
 
 HERE = Path(__file__).resolve().parent
 FLOWS = HERE / "flows"
 TASK_QUEUE = "record-histories"
+RESUME_INPUTS = {"reason": "recorded"}
+"""What the recorder gives a pause's `onResume` inputs."""
 
 
 async def record(flow_file: Path, client: Client, target: Path) -> Path:
@@ -32,10 +36,26 @@ async def record(flow_file: Path, client: Client, target: Path) -> Path:
     if flow_file.stem.startswith("cancel"):
         await asyncio.sleep(1.5)
         await handle.cancel()
+    if flow_file.stem.startswith("pause"):
+        await resume_without_timers(client, handle)
     await wait_result(handle)
     history = await handle.fetch_history()
     target.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
     return target
+
+
+async def resume_without_timers(client: Client, handle: Any) -> None:
+    """Until the run ends, resume (with `RESUME_INPUTS`) each pause that only a resume ends, as
+    `tflow resume` would."""
+    while True:
+        current = await summary(handle)
+        if current["state"] not in ("RUNNING", "PAUSED"):
+            return
+        for paused in current.get("waiting_for") or []:
+            if paused["resumes_at"] is None and paused["fails_at"] is None:
+                inputs = {name: RESUME_INPUTS[name] for name in paused["on_resume"]}
+                await resume_run(client, handle.id, paused["task_run_id"], inputs)
+        await asyncio.sleep(0.1)
 
 
 async def main(label: str) -> None:
