@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from cli.progress import waiting_lines
+from cli.progress import ProgressPrinter, waiting_lines
 from temporal_flows.loader import load_flow_text
 from temporal_flows.ledger import TaskRun
 from temporal_flows.pauses import PausedTask, Pauses, ResumeRefused
@@ -110,3 +110,13 @@ def test_bad_pause_properties_are_named_with_their_line():
     problems = [str(problem) for problem in raised.value.problems]
     assert any(problem.startswith("flow.yaml:7:15: `behavior` must be one of `RESUME`") for problem in problems), problems
     assert any(problem.startswith("flow.yaml:10:15:") and "unknown input type `BOOLEEN`" in problem for problem in problems), problems
+
+
+def test_run_progress_says_once_how_to_resume_each_new_pause(capsys: pytest.CaptureFixture[str]):
+    printer = ProgressPrinter()
+    gate = {**paused("gate", "g1").task_run.to_dict(), "state": "PAUSED"}
+    snapshot = {"run_id": "run-1", "task_runs": [gate], "waiting_for": [paused("gate", "g1").describe()]}
+    printer.update(snapshot)
+    printer.update(snapshot)
+    out = capsys.readouterr().out
+    assert "PAUSED" in out and out.count("`tflow resume run-1 gate`") == 1, out
