@@ -73,8 +73,8 @@ def run(
 ) -> None:
     """Validate FLOW, run it on Temporal, and follow it until it ends."""
     loaded = _load(flow)
-    inputs = _resolve_inputs(loaded, input, inputs_file)
     labels = key_value_pairs(label, "--label")
+    inputs = _resolve_inputs(loaded, input, inputs_file)
     cluster = cluster_settings(address, namespace, profile)  # an address from a config profile counts too
     if detach and not cluster.address:
         raise fail(
