@@ -8,6 +8,7 @@ jq (a C extension, pure: templates' `| jq`, its clock/environment builtins disab
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Sequence
 
 from temporalio.client import Client
@@ -18,11 +19,18 @@ from temporal_flows.metadata import CANCEL_GRACE, HEARTBEAT_THROTTLE
 from temporal_flows.workflow import FlowWorkflow
 
 SANDBOX_PASSTHROUGH = ("jinja2", "markupsafe", "yaml", "jq", "activities.api")
+SANDBOX_UNRESTRICTED_MEMBERS = ("zoneinfo",)
+"""Modules whose members the sandbox would proxy, unproxied: templates' `| date(timeZone=...)` needs
+a real `ZoneInfo(key)` (a proxied one is no tzinfo for `datetime`); workflow code never calls the
+members the default restricts (`ZoneInfo.clear_cache`, `from_file`, `reset_tzpath`)."""
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
     restrictions = SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH)
-    return SandboxedWorkflowRunner(restrictions=restrictions)
+    members = restrictions.invalid_module_members
+    for module in SANDBOX_UNRESTRICTED_MEMBERS:
+        members = members.with_child_unrestricted(module)
+    return SandboxedWorkflowRunner(restrictions=dataclasses.replace(restrictions, invalid_module_members=members))
 
 
 def all_activities() -> list[Any]:

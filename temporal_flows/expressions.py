@@ -19,7 +19,7 @@ from typing import Any
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from temporal_flows import pebble_library
+from temporal_flows import pebble_dates, pebble_library
 from temporal_flows.pebble import PebbleSyntax
 from temporal_flows.pebble_library import TemplateFunctionError, check_jq
 
@@ -76,6 +76,7 @@ def environment() -> ImmutableSandboxedEnvironment:
     must render the same text (no randomness, no wall clock, no I/O)."""
     env = FlowEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=as_text)
     env.filters.update(pebble_library.FILTERS)
+    env.filters.update(pebble_dates.FILTERS)
     env.tests.update(pebble_library.TESTS)
     env.globals.update(pebble_library.FUNCTIONS)
     env.globals["render"] = pebble_library.render_function(render_string)

@@ -1,9 +1,10 @@
 """Pebble forms rendered inside a real run (SPEC §3.6): nested for-each outputs addressed by
 `[parent.taskrun.value][taskrun.value]`, a ternary, `??`, `is defined`, `| jq`, `render()`,
-`flows.<step>`, and a jq failure that fails its task naming the expression and the reason."""
+`flows.<step>`, `| date` in a time zone, and a jq failure that fails its task naming the expression and the reason."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from temporalio.client import Client
@@ -41,7 +42,8 @@ async def test_nested_foreach_outputs_with_pebble_forms(client: Client, worker: 
               {{ render(vars.greeting) }};
               {{ flows.cell['b']['2'].value }};
               {{ outputs.cell['b']['3'] is defined }}/{{ outputs.cell.b['2'].value is defined }};
-              {{ outputs.cell | jq('[.[][] | .value] | join(",")') | first }}
+              {{ outputs.cell | jq('[.[][] | .value] | join(",")') | first }};
+              {{ execution.startDate | date("yyyy-MM-dd'T'HH:mmXXX", timeZone='Asia/Kolkata') }}
           - id: broken
             type: return
             allowFailure: true
@@ -55,7 +57,9 @@ async def test_nested_foreach_outputs_with_pebble_forms(client: Client, worker: 
         ("1", ("ok", "none", "a?b:c")), ("2", ("ok", "none", "later")),
     }
     assert len(runs_of(result, "check")) == 4
-    assert task_run(result, "after")["outputs"]["value"] == "first cell a1; b2; false/true; a1,a2,b1,b2"
+    started = datetime.fromisoformat(result["started_at"].replace("Z", "+00:00")).astimezone(timezone(timedelta(hours=5, minutes=30)))
+    after = task_run(result, "after")["outputs"]["value"]
+    assert after == "first cell a1; b2; false/true; a1,a2,b1,b2; " + started.strftime("%Y-%m-%dT%H:%M+05:30")
     broken = task_run(result, "broken")
     assert broken["state"] == "WARNING"
     message = broken["error"]["message"]

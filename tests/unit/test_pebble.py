@@ -136,6 +136,40 @@ def test_kestra_filters_and_functions(template, expected):
     assert rendered(template) == expected
 
 
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ t | date }}", "2026-11-30T10:05:03.120000Z"),  # Kestra's default `iso`, in UTC
+        ("{{ t | date('yyyy-MM-dd') }}|{{ t | date('dd MMM yy, EEEE h:mm a') }}", "2026-11-30|30 Nov 26, Monday 10:05 AM"),
+        ("{{ t | date('HH:mm XXX', timeZone='Asia/Tokyo') }}|{{ t | date('iso_date_time', 'Europe/Paris') }}",
+         "19:05 +09:00|2026-11-30T11:05:03.12+01:00[Europe/Paris]"),
+        ("{{ t | date('iso_instant') }}|{{ t | date('sql_seq') }}|{{ t | date(\"'at' HH'h'\") }}", "2026-11-30T10:05:03.120Z|2026-11-30 10:05:03|at 10h"),
+        ("{{ '2024-01-31T00:00:00Z' | dateAdd(1, 'MONTHS', 'yyyy-MM-dd') }}|{{ t | dateAdd(-2, 'DAYS', 'iso_local_date') }}", "2024-02-29|2026-11-28"),
+        ("{{ '30/11/2026' | date('yyyy-MM-dd', existingFormat='dd/MM/yyyy') }}|{{ 0 | date('iso_sec') }}|{{ t | timestamp }}",
+         "2026-11-30|1970-01-01T00:00:00Z|1796033103"),
+        ("{{ now() | date('yyyy') }}", "2026"),
+    ],
+)
+def test_date_filters(template, expected):
+    assert rendered(template, t="2026-11-30T10:05:03.120Z", now=lambda: "2026-11-30T10:05:03.120Z") == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        ("{{ 'soon' | date }}", "'soon' is not an ISO-8601 date"),
+        ("{{ t | date('yyyy QQ') }}", "pattern letter 'Q' is not supported"),
+        ("{{ t | date('iso', 'Mars/Olympus') }}", "unknown time zone 'Mars/Olympus'"),
+        ("{{ t | dateAdd(1, 'FORTNIGHTS') }}", "unknown unit 'FORTNIGHTS'"),
+    ],
+)
+def test_date_failures_name_the_expression_and_the_reason(template, reason):
+    with pytest.raises(ExpressionError) as raised:
+        rendered(template, t="2026-11-30T10:05:03.120Z")
+    assert str(raised.value).startswith(f"cannot render `{template}`: date")
+    assert reason in str(raised.value)
+
+
 def test_jq_failures_name_the_expression_and_the_reason():
     message = failure("{{ parent.taskrun.value | jq('.key') }}")
     assert message.startswith("cannot render `{{ parent.taskrun.value | jq('.key') }}`: ")
