@@ -32,6 +32,10 @@ CONTEXT_ROOTS = frozenset(
 )
 """Top-level names a template may use (SPEC §3.6)."""
 
+PATCH_PEBBLE_TEMPLATES = "pebble-templates"
+"""Before it, templates were plain Jinja2: `null`, `render()`, `flows`, `x is defined` on a null or
+deeply missing value and `| default` on a deeply missing one rendered otherwise (mostly failed)."""
+
 OUTPUT_ROOTS = ("outputs", "tasks", "flows")
 """Names under which earlier tasks' outputs are addressed by task id (`flows.<step>` for step flows)."""
 
@@ -48,14 +52,18 @@ class ExpressionError(Exception):
     """A template that cannot be parsed or rendered; the message names the expression and why."""
 
 
-class FlowEnvironment(PebbleSyntax, ImmutableSandboxedEnvironment):
-    """Pebble's syntax over Jinja2's sandbox. `a.b` on a mapping reads its key first, as Kestra's
-    Pebble does: `outputs.x.values` is the output named `values`, not the dictionary's `values` method."""
+class FlowEnvironment(ImmutableSandboxedEnvironment):
+    """`a.b` on a mapping reads its key first, as Kestra's Pebble does: `outputs.x.values` is the
+    output named `values`, not the dictionary's `values` method."""
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, dict) and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
+
+
+class PebbleFlowEnvironment(PebbleSyntax, FlowEnvironment):
+    """Pebble's syntax, tests, filters and functions too: what every flow renders with now."""
 
 
 def as_text(value: Any) -> Any:
@@ -70,16 +78,23 @@ def as_text(value: Any) -> Any:
     return value
 
 
-@lru_cache(maxsize=1)
-def environment() -> ImmutableSandboxedEnvironment:
+@lru_cache(maxsize=2)
+def environment(pebble: bool = True) -> ImmutableSandboxedEnvironment:
     """Sandboxed, strict, and deterministic: templates render inside the workflow, so every replay
-    must render the same text (no randomness, no wall clock, no I/O)."""
-    env = FlowEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=as_text)
-    env.filters.update(pebble_library.FILTERS)
-    env.filters.update(pebble_dates.FILTERS)
-    env.tests.update(pebble_library.TESTS)
-    env.globals.update(pebble_library.FUNCTIONS)
-    env.globals["render"] = pebble_library.render_function(render_string)
+    must render the same text (no randomness, no wall clock, no I/O).
+
+    `pebble=False` is the environment runs started before Pebble forms were read (no
+    `PATCH_PEBBLE_TEMPLATES` marker in their history) keep rendering with, so they replay the same.
+    """
+    kind = PebbleFlowEnvironment if pebble else FlowEnvironment
+    env = kind(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=as_text)
+    env.filters["json"] = pebble_library.to_json
+    if pebble:
+        env.filters.update(pebble_library.FILTERS)
+        env.filters.update(pebble_dates.FILTERS)
+        env.tests.update(pebble_library.TESTS)
+        env.globals.update(pebble_library.FUNCTIONS)
+        env.globals["render"] = pebble_library.render_function(render_string)
     for name in NON_DETERMINISTIC_GLOBALS:
         env.globals.pop(name, None)
     for name in NON_DETERMINISTIC_FILTERS:
@@ -97,17 +112,17 @@ def is_template(value: str) -> bool:
 
 
 @lru_cache(maxsize=4096)
-def _compiled(template: str) -> Template:
+def _compiled(template: str, pebble: bool = True) -> Template:
     """Compiling is most of a render's cost; a for-each renders the same text once per item."""
-    return environment().from_string(normalize(template))
+    return environment(pebble).from_string(normalize(template))
 
 
-def render_string(template: str, context: dict[str, Any]) -> str:
+def render_string(template: str, context: dict[str, Any], pebble: bool = True) -> str:
     """Render one template string; raise `ExpressionError` naming the expression and the reason."""
     if not is_template(template):
         return template
     try:
-        return _compiled(template).render(context)
+        return _compiled(template, pebble).render(context)
     except TemplateError as error:
         raise ExpressionError(f"cannot render `{template.strip()}`: {error.message or error}") from None
     except (TemplateFunctionError, ExpressionError) as error:  # ExpressionError: from a nested render()
@@ -116,14 +131,14 @@ def render_string(template: str, context: dict[str, Any]) -> str:
         raise ExpressionError(f"cannot render `{template.strip()}`: {type(error).__name__}: {error}") from None
 
 
-def render(value: Any, context: dict[str, Any]) -> Any:
+def render(value: Any, context: dict[str, Any], pebble: bool = True) -> Any:
     """Render every string inside `value` (recursing into lists and mappings)."""
     if isinstance(value, str):
-        return render_string(value, context)
+        return render_string(value, context, pebble)
     if isinstance(value, list):
-        return [render(item, context) for item in value]
+        return [render(item, context, pebble) for item in value]
     if isinstance(value, dict):
-        return {key: render(item, context) for key, item in value.items()}
+        return {key: render(item, context, pebble) for key, item in value.items()}
     return value
 
 

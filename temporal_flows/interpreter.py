@@ -13,7 +13,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
 
-from temporal_flows.expressions import ExpressionError, render
+from temporal_flows.expressions import PATCH_PEBBLE_TEMPLATES, ExpressionError, render
 from temporal_flows.ledger import Ledger, State, TaskRun, timestamp, worst
 from temporal_flows.metadata import CANCEL_ACK_BOUND, DEFAULT_MAX_PENDING_TASKS, DEFAULT_REDISPATCH_LIMIT, HEARTBEAT_TIMEOUT
 from temporal_flows.model import Flow, Task, TaskKind
@@ -355,7 +355,10 @@ class Interpreter:
     def _task_context(self, task: Task, task_run: TaskRun, scope: Scope) -> TaskContext:
         def render_with(value: Any, extra: dict[str, Any] | None = None) -> Any:
             context = self._context(task, task_run, scope)
-            return render(value, {**context, **extra} if extra else context)
+            pebble = workflow.patched(PATCH_PEBBLE_TEMPLATES)
+            if not pebble:
+                context.pop("flows", None)  # a run started before Pebble forms renders as it did
+            return render(value, {**context, **extra} if extra else context, pebble)
 
         return TaskContext(
             task, task_run, scope, self.max_workers, render_with, lambda: workflow.random().random(), pauses=self.pauses

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from tests.support import run_flow, runs_of, task_run, write_flow
+from temporal_flows.expressions import PATCH_PEBBLE_TEMPLATES
+from tests.support import run_with_history, runs_of, task_run, write_flow
 
 
 async def test_nested_foreach_outputs_with_pebble_forms(client: Client, worker: str, tmp_path: Path):
@@ -49,7 +50,7 @@ async def test_nested_foreach_outputs_with_pebble_forms(client: Client, worker: 
             allowFailure: true
             format: "{{ outputs.cell | jq('.a[] | .value.x') }}"
         """)
-    result = await run_flow(client, flow, worker)
+    result, history = await run_with_history(client, flow, worker)
     assert result["state"] == "WARNING", result["error"]
     checks = {(run["value"], tuple(run["outputs"]["value"].split())) for run in runs_of(result, "check")}
     assert checks == {
@@ -65,3 +66,7 @@ async def test_nested_foreach_outputs_with_pebble_forms(client: Client, worker: 
     message = broken["error"]["message"]
     assert message.startswith("cannot render `{{ outputs.cell | jq('.a[] | .value.x') }}`: jq `.a[] | .value.x` failed on ")
     assert "Cannot index" in message
+    markers = [event.marker_recorded_event_attributes for event in history if event.HasField("marker_recorded_event_attributes")]
+    assert any(PATCH_PEBBLE_TEMPLATES.encode() in marker.details["patch-data"].SerializeToString() for marker in markers), (
+        "a new run records that it renders Pebble forms, so replays of older runs keep plain Jinja2"
+    )

@@ -238,3 +238,14 @@ def test_validation_accepts_pebble_and_names_unknown_ids_under_every_root():
             load_flow_text(flow.format("{{ " + root + " }}"), "flow.yaml")
         [problem] = [str(problem) for problem in raised.value.problems]
         assert problem.startswith("flow.yaml:9:13:") and "unknown task `nope`" in problem
+
+
+def test_runs_started_before_pebble_forms_render_as_they_did():
+    # Their histories have no `pebble-templates` marker: the interpreter renders them with plain Jinja2.
+    assert render_string("{{ x is defined }}", {"x": None}, pebble=False) == "true"
+    assert render_string("{{ x is defined }}", {"x": None}) == "false"
+    with pytest.raises(ExpressionError, match="unexpected char '\\?'"):
+        render_string("{{ x ? 1 : 2 }}", {"x": 1}, pebble=False)
+    with pytest.raises(ExpressionError, match="'null' is undefined"):
+        render_string("{{ null }}", {}, pebble=False)
+
