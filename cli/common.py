@@ -12,6 +12,9 @@ from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from client.connection import Connection, ConnectionConfigError, TemporalUnreachable  # noqa: F401 - Connection re-exported
+from client.subflows import resolve_subflows
+from temporal_flows.loader import LoadedFlow
+from temporal_flows.problems import FlowError
 from temporal_flows.metadata import DEFAULT_TASK_QUEUE
 
 
@@ -67,6 +70,19 @@ def fail(message: str, code: int) -> typer.Exit:
     """Print `message` to stderr and return the Exit to raise (no traceback, a meaningful code)."""
     typer.secho(message, err=True, fg=typer.colors.RED)
     return typer.Exit(code)
+
+
+FlowsDirOption = typer.Option(
+    [], "--flows-dir", help="Where flows called as subflows are found, recursively (repeatable; default: the flow file's directory)."
+)
+
+
+def find_subflows(loaded: LoadedFlow, flows_dirs: list[Path]) -> dict[str, dict[str, Any]]:
+    """The flows `loaded` calls as subflows (`client.subflows`); a missing or bad one exits 2."""
+    try:
+        return resolve_subflows(loaded, flows_dirs or None)
+    except FlowError as error:
+        raise fail(str(error), ExitCode.INVALID) from None
 
 
 def run_async(coroutine: Awaitable[Any]) -> Any:

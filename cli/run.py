@@ -23,12 +23,14 @@ from cli.common import (
     AddressOption,
     Connection,
     ExitCode,
+    FlowsDirOption,
     NamespaceOption,
     ProfileOption,
     TaskQueueOption,
     UiUrlOption,
     exit_code_for,
     fail,
+    find_subflows,
     key_value_pairs,
     log_to_file,
     run_async,
@@ -59,6 +61,7 @@ def run(
     input: List[str] = typer.Option([], "--input", help="An input as key=value (repeatable)."),
     inputs_file: Optional[Path] = typer.Option(None, "--inputs-file", help="Inputs as a YAML/JSON mapping (--input wins)."),
     label: List[str] = typer.Option([], "--label", help="A label of this run as key=value (repeatable; over the flow's)."),
+    flows_dir: List[Path] = FlowsDirOption,
     max_workers: Optional[int] = typer.Option(None, "--max-workers", min=1, help="At most this many tasks at once in any group."),
     max_pending_tasks: int = typer.Option(DEFAULT_MAX_PENDING_TASKS, "--max-pending-tasks", min=1, max=1900, help="At most this many activities pending at once in the run (Temporal allows 2,000)."),
     redispatch_limit: int = typer.Option(DEFAULT_REDISPATCH_LIMIT, "--redispatch-limit", min=0, help="Re-dispatch a task whose worker was lost at most this many times, then fail it."),
@@ -73,6 +76,7 @@ def run(
 ) -> None:
     """Validate FLOW, run it on Temporal, and follow it until it ends."""
     loaded = _load(flow)
+    subflows = find_subflows(loaded, flows_dir)
     labels = key_value_pairs(label, "--label")
     inputs = _resolve_inputs(loaded, input, inputs_file)
     cluster = cluster_settings(address, namespace, profile)  # an address from a config profile counts too
@@ -81,7 +85,7 @@ def run(
             "--detach needs a Temporal server that outlives this command: pass --address, set TEMPORAL_ADDRESS "
             "or use a config profile with an address", ExitCode.INVALID)
     limits = {"max_pending_tasks": max_pending_tasks, "redispatch_limit": redispatch_limit}
-    options = _RunOptions(loaded, run_id, max_workers, limits, as_json, detach, inputs, labels)
+    options = _RunOptions(loaded, run_id, max_workers, limits, as_json, detach, inputs, labels, subflows)
     if cluster.address:
         result = run_async(_run_on_cluster(Connection.to(cluster, task_queue, ui_url_base), options))
     else:
@@ -100,6 +104,8 @@ class _RunOptions:
     inputs: dict[str, Any]
     """Resolved against the flow's declarations (coerced, defaults applied, checked)."""
     labels: dict[str, str]
+    subflows: dict[str, dict[str, Any]]
+    """The flows it calls as subflows, found before the start (`--flows-dir`)."""
 
 
 def _load(flow: Path) -> LoadedFlow:
@@ -195,7 +201,8 @@ async def _start_and_follow(client: Client, connection: Connection, options: _Ru
     warn = lambda message: typer.secho(f"warning: {message}", err=True, fg=typer.colors.YELLOW)  # noqa: E731
     handle = await start_run(
         client, options.loaded, task_queue=connection.task_queue, run_id=options.run_id,
-        max_workers=options.max_workers, inputs=options.inputs, labels=options.labels, warn=warn, **options.limits,
+        max_workers=options.max_workers, inputs=options.inputs, labels=options.labels, warn=warn,
+        subflows=options.subflows, **options.limits,
     )
     link = ui_url(connection.ui_base, connection.namespace, handle.id, handle.result_run_id)
     if options.detach:

@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError, CancelledError, TerminatedEr
 from temporalio.service import RPCError
 
 from client.connection import TemporalUnreachable, configure_runtime, connect  # noqa: F401 - re-exported for callers
+from client.subflows import resolve_subflows
 from temporal_flows.loader import LoadedFlow
 from temporal_flows.metadata import (
     LEDGER_ACTIVITY,
@@ -46,14 +47,19 @@ def run_request(
     max_workers: int | None = None,
     inputs: dict[str, Any] | None = None,
     labels: dict[str, str] | None = None,
+    subflows: dict[str, dict[str, Any]] | None = None,
     **limits: int,
 ) -> RunRequest:
     """The workflow input (validation has checked that the flow fits in one Temporal payload).
-    `inputs` are resolved (`temporal_flows.inputs.resolve_inputs`); `labels` add to the flow's."""
+    `inputs` are resolved (`temporal_flows.inputs.resolve_inputs`); `labels` add to the flow's;
+    `subflows` are the flows it calls (`client.subflows.resolve_subflows`), by default found beside
+    the flow's file (a missing one raises `FlowError`)."""
     flow = loaded.flow
+    if subflows is None:
+        subflows = resolve_subflows(loaded)
     return RunRequest(
         flow=flow.to_input(), flow_hash=flow.digest(), max_workers=max_workers, inputs=dict(inputs or {}),
-        labels=dict(labels or {}), **limits,
+        labels=dict(labels or {}), subflows=subflows, **limits,
     )
 
 
@@ -73,10 +79,12 @@ async def start_run(
     inputs: dict[str, Any] | None = None,
     labels: dict[str, str] | None = None,
     warn: Callable[[str], None] = lambda message: None,
+    subflows: dict[str, dict[str, Any]] | None = None,
     **limits: int,
 ) -> WorkflowHandle[Any, Any]:
-    """Start one execution of the interpreter workflow with the normalized flow as its input."""
-    request = run_request(loaded, max_workers=max_workers, inputs=inputs, labels=labels, **limits)
+    """Start one execution of the interpreter workflow with the normalized flow as its input
+    (and the flows it calls as subflows: see `run_request`)."""
+    request = run_request(loaded, max_workers=max_workers, inputs=inputs, labels=labels, subflows=subflows, **limits)
     flow = loaded.flow
     flow_id_key, namespace_key = search_attribute_keys()
     labels = run_labels(flow.labels, request.labels)

@@ -8,7 +8,7 @@ import asyncio
 import inspect
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Mapping
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
@@ -61,7 +61,8 @@ class _Now:
 class Interpreter:
     def __init__(
         self, flow: Flow, run_id: str, started: datetime, limits: RunLimits, ledger: Ledger, pauses: Pauses | None = None,
-        inputs: dict[str, Any] | None = None, labels: dict[str, str] | None = None,
+        subflows: Mapping[str, dict[str, Any]] | None = None, inputs: dict[str, Any] | None = None,
+        labels: dict[str, str] | None = None,
     ):
         self.flow = flow
         self.run_id = run_id
@@ -75,6 +76,8 @@ class Interpreter:
         """The run's labels: the flow's, overridden by the run's own (`labels.<name>`)."""
         self.pauses = pauses if pauses is not None else Pauses()
         """Task runs waiting for a resume (the workflow's `resume` update wakes them)."""
+        self.subflows = subflows or {}
+        """Flows the run may call as subflows (`RunRequest.subflows`)."""
         self._pending_tasks = asyncio.Semaphore(limits.max_pending_tasks)
         """Activities wait here before their task run opens, so no queued task shows as RUNNING."""
         self.outputs: dict[str, Any] = {}
@@ -361,7 +364,8 @@ class Interpreter:
             return render(value, {**context, **extra} if extra else context, pebble)
 
         return TaskContext(
-            task, task_run, scope, self.max_workers, render_with, lambda: workflow.random().random(), pauses=self.pauses
+            task, task_run, scope, self.max_workers, render_with, lambda: workflow.random().random(), pauses=self.pauses,
+            labels=self.labels, subflows=self.subflows,
         )
 
     def flow_context(self) -> dict[str, Any]:

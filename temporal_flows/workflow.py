@@ -15,6 +15,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
+from temporal_flows.expressions import ExpressionError, render
 from temporal_flows.flow_outputs import OutputError, render_outputs
 from temporal_flows.inputs import InputError, resolve_inputs
 from temporal_flows.interpreter import Interpreter, RunLimits
@@ -58,6 +59,12 @@ class RunRequest:
     """The run's own labels (`tflow run --label`), over the flow's."""
     max_pending_tasks: int = DEFAULT_MAX_PENDING_TASKS
     redispatch_limit: int = DEFAULT_REDISPATCH_LIMIT
+    subflows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Flows the run may call as subflows, found by the client before the start (workflow code
+    reads no files): `namespace.flowId` → normalized flow (`Flow.to_input()`); child runs get it too."""
+    caller_outputs: dict[str, Any] = field(default_factory=dict)
+    """For a subflow's child run: the calling task's `outputs` (name → template), rendered against
+    this run at its end into the summary's `caller_outputs` (`{values}` or `{error}`)."""
 
 
 @dataclass
@@ -83,6 +90,7 @@ class FlowWorkflow:
         self._error: dict[str, Any] | None = None
         self._ended: datetime | None = None
         self._pauses = Pauses()
+        self._caller_outputs: dict[str, Any] | None = None
         self._outputs: dict[str, Any] = {}
 
     @workflow.run
@@ -95,7 +103,7 @@ class FlowWorkflow:
         except InputError as error:
             return await self._refuse_inputs(error)
         interpreter = Interpreter(
-            self._flow, info.workflow_id, info.start_time, limits, self._ledger, self._pauses,
+            self._flow, info.workflow_id, info.start_time, limits, self._ledger, self._pauses, request.subflows,
             inputs=inputs, labels={**self._flow.labels, **request.labels},
         )
         try:
@@ -104,6 +112,8 @@ class FlowWorkflow:
             self._finish(State.CANCELLED, {"type": "Cancelled", "message": "the run was cancelled", "task_id": None})
             await self._record_ledger()
             raise
+        if request.caller_outputs:
+            self._caller_outputs = _render_caller_outputs(interpreter, request.caller_outputs)
         outcome = self._render_outputs(interpreter, outcome)
         self._finish(outcome.state, outcome.error)
         if not await self._record_ledger():
@@ -218,6 +228,7 @@ class FlowWorkflow:
             "ui_url": None,
             "task_run_count": len(self._ledger.task_runs),
             **({"waiting_for": waiting} if self._ended is None else {}),
+            **({"caller_outputs": self._caller_outputs} if self._caller_outputs is not None else {}),
         }
 
     @workflow.query(name=TASK_RUNS_QUERY)
@@ -225,3 +236,11 @@ class FlowWorkflow:
         """The task runs from `offset` in creation order, one bounded page (see `next_offset`)."""
         page: LedgerPage = self._ledger.page(offset, LEDGER_PAGE_BYTES)
         return asdict(page)
+
+
+def _render_caller_outputs(interpreter: Interpreter, templates: dict[str, Any]) -> dict[str, Any]:
+    """`{"values": ...}`, or `{"error": message}`: a failure here fails the calling task, not this run (Kestra)."""
+    try:
+        return {"values": render(templates, interpreter.flow_context())}
+    except ExpressionError as error:
+        return {"error": str(error)}
