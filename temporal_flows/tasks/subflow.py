@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Mapping
 
 from temporalio import workflow
@@ -19,6 +18,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError, CancelledError, ChildWorkflowError, TerminatedError, TimeoutError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
+from temporal_flows.expressions import as_text
 from temporal_flows.ledger import State
 from temporal_flows.metadata import CANCEL_ACK_BOUND, label_term, labels_search_attribute_key, search_attribute_keys
 from temporal_flows.model import TaskKind
@@ -113,15 +113,16 @@ def _search_attributes(props: Mapping[str, Any], labels: Mapping[str, Any]) -> T
     return TypedSearchAttributes(pairs)
 
 
-def _labels(value: Any) -> dict[str, Any] | str:
-    """Kestra's `labels`: a mapping, or a list of `{key, value}`; a string says what is wrong."""
+def _labels(value: Any) -> dict[str, str] | str:
+    """Kestra's `labels` (rendered): a mapping, or a list of `{key, value}`, values as text like a
+    flow's labels; a string says what is wrong."""
     if value is None:
         return {}
-    if isinstance(value, dict):
-        return {str(name): label for name, label in value.items()}
     if isinstance(value, list) and all(isinstance(item, dict) and set(item) == {"key", "value"} for item in value):
-        return {str(item["key"]): item["value"] for item in value}
-    return f"`labels` must be a mapping or a list of {{key, value}}, got {value!r}"
+        value = {item["key"]: item["value"] for item in value}
+    if not isinstance(value, dict):
+        return f"`labels` must be a mapping or a list of {{key, value}}, got {value!r}"
+    return {str(name): str(as_text(label)) for name, label in value.items()}
 
 
 async def _wait_for(handle: ChildWorkflowHandle[Any, Any], ctx: TaskContext) -> ChildEnd:
