@@ -13,9 +13,10 @@ from temporalio.service import RPCError
 
 from client.connection import Connection, ConnectionConfigError, TemporalUnreachable  # noqa: F401 - Connection re-exported
 from client.subflows import resolve_subflows
-from temporal_flows.loader import LoadedFlow
-from temporal_flows.problems import FlowError
+from temporal_flows.loader import LoadedFlow, load_flow
 from temporal_flows.metadata import DEFAULT_TASK_QUEUE
+from temporal_flows.problems import FlowError
+from temporal_flows.validate import not_runnable_yet
 
 
 class ExitCode:
@@ -70,6 +71,18 @@ def fail(message: str, code: int) -> typer.Exit:
     """Print `message` to stderr and return the Exit to raise (no traceback, a meaningful code)."""
     typer.secho(message, err=True, fg=typer.colors.RED)
     return typer.Exit(code)
+
+
+def load_runnable(flow: Path) -> LoadedFlow:
+    """A flow every task of which can run now; else every problem, exit code 2."""
+    try:
+        loaded = load_flow(flow)
+    except FlowError as error:
+        raise fail(str(error), ExitCode.INVALID) from None
+    refused = not_runnable_yet(loaded)
+    if refused:
+        raise fail(str(FlowError(refused)), ExitCode.INVALID)
+    return loaded
 
 
 FlowsDirOption = typer.Option(

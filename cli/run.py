@@ -32,6 +32,7 @@ from cli.common import (
     fail,
     find_subflows,
     key_value_pairs,
+    load_runnable,
     log_to_file,
     run_async,
 )
@@ -40,11 +41,9 @@ from client.connection import cluster_settings, known_ui_base
 from client.devserver import DevServer, default_db_filename, free_port, port_is_free
 from client.temporal_cli import default_data_dir
 from temporal_flows.inputs import InputError, resolve_inputs
-from temporal_flows.loader import LoadedFlow, load_flow
+from temporal_flows.loader import LoadedFlow
 from temporal_flows.source import FlowYamlLoader
 from temporal_flows.metadata import DEFAULT_ADDRESS, DEFAULT_UI_PORT
-from temporal_flows.problems import FlowError
-from temporal_flows.validate import not_runnable_yet
 from temporal_flows.metadata import DEFAULT_MAX_PENDING_TASKS, DEFAULT_REDISPATCH_LIMIT
 from client.runs import TemporalUnreachable, connect, live_result, read_result, start_run, ui_url, wait_result
 from client.worker import create_worker
@@ -75,7 +74,7 @@ def run(
     profile: Optional[str] = ProfileOption,
 ) -> None:
     """Validate FLOW, run it on Temporal, and follow it until it ends."""
-    loaded = _load(flow)
+    loaded = load_runnable(flow)
     subflows = find_subflows(loaded, flows_dir)
     labels = key_value_pairs(label, "--label")
     inputs = _resolve_inputs(loaded, input, inputs_file)
@@ -106,17 +105,6 @@ class _RunOptions:
     labels: dict[str, str]
     subflows: dict[str, dict[str, Any]]
     """The flows it calls as subflows, found before the start (`--flows-dir`)."""
-
-
-def _load(flow: Path) -> LoadedFlow:
-    try:
-        loaded = load_flow(flow)
-    except FlowError as error:
-        raise fail(str(error), ExitCode.INVALID) from None
-    refused = not_runnable_yet(loaded)
-    if refused:
-        raise fail(str(FlowError(refused)), ExitCode.INVALID)
-    return loaded
 
 
 def _resolve_inputs(loaded: LoadedFlow, inputs: list[str], inputs_file: Optional[Path]) -> dict[str, Any]:

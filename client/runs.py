@@ -85,6 +85,33 @@ async def start_run(
     """Start one execution of the interpreter workflow with the normalized flow as its input
     (and the flows it calls as subflows: see `run_request`)."""
     request = run_request(loaded, max_workers=max_workers, inputs=inputs, labels=labels, subflows=subflows, **limits)
+    options: dict[str, Any] = {
+        "id": run_id or new_run_id(loaded.flow.id),
+        "task_queue": task_queue,
+        **run_metadata(loaded, request),
+    }
+    try:
+        return await client.start_workflow(FlowWorkflow.run, request, **options)
+    except RPCError as error:
+        if not lacks_search_attributes(error):
+            raise
+        warn(f"{MISSING_SEARCH_ATTRIBUTES}; starting without them ({REGISTER_SEARCH_ATTRIBUTES})")
+        del options["search_attributes"]
+        return await client.start_workflow(FlowWorkflow.run, request, **options)
+
+
+MISSING_SEARCH_ATTRIBUTES = f"the server does not know the search attributes {'/'.join(SEARCH_ATTRIBUTES)}"
+REGISTER_SEARCH_ATTRIBUTES = "register them with `temporal operator search-attribute create`"
+
+
+def lacks_search_attributes(error: RPCError) -> bool:
+    """The server refused a start because it does not know our search attributes."""
+    return "search attribute" in str(error).lower()
+
+
+def run_metadata(loaded: LoadedFlow, request: RunRequest) -> dict[str, Any]:
+    """What every run of a flow carries, whether `start_run` or a schedule starts it: the summary
+    the Web UI shows, the memo, and the search attributes `tflow list` queries."""
     flow = loaded.flow
     flow_id_key, namespace_key = search_attribute_keys()
     labels = run_labels(flow.labels, request.labels)
@@ -93,24 +120,11 @@ async def start_run(
     ]
     if labels:
         pairs.append(SearchAttributePair(labels_search_attribute_key(), [label_term(k, v) for k, v in labels.items()]))
-    options: dict[str, Any] = {
-        "id": run_id or new_run_id(flow.id),
-        "task_queue": task_queue,
+    return {
         "static_summary": static_summary(loaded),
         "memo": {"flow_hash": request.flow_hash, "source_file": flow.source_file, "labels": labels},
         "search_attributes": TypedSearchAttributes(pairs),
     }
-    try:
-        return await client.start_workflow(FlowWorkflow.run, request, **options)
-    except RPCError as error:
-        if "search attribute" not in str(error).lower():
-            raise
-        warn(
-            f"the server does not know the search attributes {'/'.join(SEARCH_ATTRIBUTES)}; "
-            "starting without them (register them with `temporal operator search-attribute create`)"
-        )
-        del options["search_attributes"]
-        return await client.start_workflow(FlowWorkflow.run, request, **options)
 
 
 def run_labels(flow_labels: dict[str, str], given: dict[str, str]) -> dict[str, str]:

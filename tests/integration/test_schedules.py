@@ -1,0 +1,162 @@
+"""Schedule triggers as Temporal Schedules (SPEC §5, §8), end to end on the session's server.
+
+`tflow deploy`, `tflow schedules`, `tflow list` and `tflow undeploy` are real processes against
+the session's dev server; the scheduled runs are served by the test's in-process worker. One test,
+because a `* * * * *` schedule takes up to a minute to fire: everything is checked around that wait.
+Run with `-s` to see how long the first scheduled run took to start and end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from client.runs import wait_result
+from tests.support import REPO, cli_env, task_run, tflow, write_flow
+
+FIRST_RUN_WITHIN_S = 70.0
+"""A `* * * * *` schedule fires at the next minute boundary: at most 60 s after deploying, plus slack."""
+
+FLOW = """\
+id: <<flow_id>>
+namespace: tests.schedules
+inputs:
+  - id: greeting
+    type: STRING
+  - id: times
+    type: INT
+    defaults: 2
+tasks:
+  - id: echo
+    type: io.kestra.plugin.core.output.OutputValues
+    values:
+      greeting: "{{ inputs.greeting }}"
+      times: "{{ inputs.times }}"
+triggers:
+  - id: every-minute
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "* * * * *"
+    inputs:
+      greeting: hello from the schedule
+<<more_triggers>>"""
+
+NIGHTLY = """\
+  - id: nightly
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "@daily"
+    timezone: Europe/Paris
+    disabled: true
+    inputs:
+      greeting: good night
+      times: 7
+"""
+
+
+def flow_text(flow_id: str, more_triggers: str = "") -> str:
+    return FLOW.replace("<<flow_id>>", flow_id).replace("<<more_triggers>>", more_triggers)
+
+
+async def tflow_json(address: str, *args: str, task_queue: str | None = None) -> Any:
+    """One `tflow … --json` process (in a thread, so the in-process worker keeps serving)."""
+    options = ["--address", address, "--json"] + (["--task-queue", task_queue] if task_queue else [])
+    proc = await asyncio.to_thread(
+        subprocess.run, tflow(*args, *options), cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, f"tflow {' '.join(args)}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return json.loads(proc.stdout)
+
+
+async def eventually(probe: Any, timeout: float, accept: Any = bool, interval: float = 1.0) -> Any:
+    """The first value of `await probe()` that `accept`s within `timeout` seconds (else the last)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if accept(value) or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(interval)
+
+
+@pytest.mark.timeout(240)
+async def test_deployed_schedule_starts_runs_that_list_and_finish_then_undeploy_removes_it(
+    client: Client, temporal_address: str, worker: str, tmp_path: Path
+):
+    flow_id = f"sched-{uuid.uuid4().hex[:8]}"
+    prefix = f"tests.schedules.{flow_id}."
+    path = write_flow(tmp_path, flow_text(flow_id, NIGHTLY))
+
+    # Deploy: one schedule per trigger, the disabled one paused; deploying again updates them.
+    deployed_at = time.monotonic()
+    first = await tflow_json(temporal_address, "deploy", str(path), task_queue=worker)
+    assert first["schedules"] == [
+        {"schedule_id": prefix + "every-minute", "action": "created"},
+        {"schedule_id": prefix + "nightly", "action": "created"},
+    ]
+    again = await tflow_json(temporal_address, "deploy", str(path), task_queue=worker)
+    assert [entry["action"] for entry in again["schedules"]] == ["updated", "updated"]
+
+    async def listed_schedules() -> dict[str, dict[str, Any]]:
+        rows = await tflow_json(temporal_address, "schedules")
+        return {row["schedule_id"]: row for row in rows if row["schedule_id"].startswith(prefix)}
+
+    rows = await eventually(listed_schedules, timeout=15, accept=lambda found: len(found) == 2)
+    minutely, nightly = rows[prefix + "every-minute"], rows[prefix + "nightly"]
+    assert (minutely["cron"], minutely["paused"], minutely["timezone"]) == ("* * * * *", False, "UTC")
+    assert (nightly["cron"], nightly["paused"], nightly["timezone"]) == ("@daily", True, "Europe/Paris")
+    assert minutely["flow"] == f"tests.schedules.{flow_id}" and minutely["task_queue"] == worker
+    next_run = _seconds_from_now(minutely["next_runs"][0])
+    assert 0 <= next_run <= 61, minutely["next_runs"]
+
+    # `tflow run` ignores the triggers: the flow runs now, with the inputs given on the command line.
+    manual = await tflow_json(temporal_address, "run", str(path), "--input", "greeting=by hand", task_queue=worker)
+    assert manual["state"] == "SUCCESS"
+    assert task_run(manual, "echo")["outputs"]["values"] == {"greeting": "by hand", "times": "2"}
+
+    # The schedule fires: its run shows in `tflow list` like any run, and finishes with the trigger's inputs.
+    async def scheduled_runs() -> list[dict[str, Any]]:
+        runs = await tflow_json(temporal_address, "list", "--flow", flow_id)
+        return [run for run in runs if run["run_id"].startswith(f"{flow_id}-every-minute-")]
+
+    started = await eventually(scheduled_runs, timeout=FIRST_RUN_WITHIN_S - (time.monotonic() - deployed_at))
+    waited = time.monotonic() - deployed_at
+    assert started, f"no scheduled run listed {waited:.0f}s after deploying"
+    assert started[0]["flow"] == f"tests.schedules.{flow_id}"
+    handle = client.get_workflow_handle(started[0]["run_id"])
+    result = await asyncio.wait_for(wait_result(handle), timeout=30)
+    ended = time.monotonic() - deployed_at
+    print(f"\nfirst scheduled run listed {waited:.1f}s after deploying, ended at {ended:.1f}s")
+    assert result["state"] == "SUCCESS", result
+    assert task_run(result, "echo")["outputs"]["values"] == {"greeting": "hello from the schedule", "times": "2"}
+    description = await handle.describe()
+    assert description.status == WorkflowExecutionStatus.COMPLETED
+    assert (await description.memo())["flow_hash"]
+
+    # A trigger removed from the file: deploying again removes its schedule.
+    write_flow(tmp_path, flow_text(flow_id))
+    synced = await tflow_json(temporal_address, "deploy", str(path), task_queue=worker)
+    assert synced["schedules"] == [
+        {"schedule_id": prefix + "every-minute", "action": "updated"},
+        {"schedule_id": prefix + "nightly", "action": "removed"},
+    ]
+
+    # Undeploy: the schedule is gone from the server and from `tflow schedules`.
+    undeployed = await tflow_json(temporal_address, "undeploy", str(path))
+    assert undeployed["removed"] == [prefix + "every-minute"]
+    with pytest.raises(RPCError) as missing:
+        await client.get_schedule_handle(prefix + "every-minute").describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND
+    assert await eventually(listed_schedules, timeout=15, accept=lambda found: not found) == {}
+
+
+def _seconds_from_now(iso: str) -> float:
+    return (datetime.fromisoformat(iso.replace("Z", "+00:00")) - datetime.now(timezone.utc)).total_seconds()
