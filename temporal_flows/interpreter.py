@@ -62,7 +62,7 @@ class Interpreter:
     def __init__(
         self, flow: Flow, run_id: str, started: datetime, limits: RunLimits, ledger: Ledger, pauses: Pauses | None = None,
         subflows: Mapping[str, dict[str, Any]] | None = None, inputs: dict[str, Any] | None = None,
-        labels: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None, trigger: dict[str, Any] | None = None,
     ):
         self.flow = flow
         self.run_id = run_id
@@ -78,6 +78,8 @@ class Interpreter:
         """Task runs waiting for a resume (the workflow's `resume` update wakes them)."""
         self.subflows = subflows or {}
         """Flows the run may call as subflows (`RunRequest.subflows`)."""
+        self.trigger = trigger
+        """`trigger.*` in templates, for a run a schedule started (no `trigger` otherwise)."""
         self._pending_tasks = asyncio.Semaphore(limits.max_pending_tasks)
         """Activities wait here before their task run opens, so no queued task shows as RUNNING."""
         self.outputs: dict[str, Any] = {}
@@ -370,7 +372,7 @@ class Interpreter:
 
     def flow_context(self) -> dict[str, Any]:
         """What templates see outside any task (the flow's `outputs` render with it when the run ends)."""
-        return {
+        context = {
             "flow": {"id": self.flow.id, "namespace": self.flow.namespace, "description": self.flow.description},
             "execution": {
                 "id": self.run_id,
@@ -385,6 +387,9 @@ class Interpreter:
             "tasks": self.task_results,
             "now": _Now(),
         }
+        if self.trigger is not None:
+            context["trigger"] = self.trigger
+        return context
 
     def _context(self, task: Task, task_run: TaskRun, scope: Scope) -> dict[str, Any]:
         parents = [

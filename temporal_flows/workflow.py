@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 from temporal_flows.expressions import ExpressionError, render
@@ -76,6 +76,20 @@ class ResumeRequest:
     inputs: dict[str, Any] = field(default_factory=dict)
 
 
+SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
+SCHEDULED_BY = SearchAttributeKey.for_keyword("TemporalScheduledById")
+"""What Temporal adds to a run a schedule started: its scheduled time and the schedule's id."""
+
+
+def _schedule_trigger(info: workflow.Info) -> dict[str, Any] | None:
+    """Kestra's `trigger` variables for a run a Schedule trigger started (`trigger.date`: the time
+    it was scheduled for); None for other runs, whose templates see no `trigger`."""
+    scheduled = info.typed_search_attributes.get(SCHEDULED_START)
+    if scheduled is None:
+        return None
+    return {"date": timestamp(scheduled), "scheduleId": info.typed_search_attributes.get(SCHEDULED_BY)}
+
+
 @workflow.defn(name=WORKFLOW_TYPE)
 class FlowWorkflow:
     """The result (and a failure's details) is the run's bounded summary; the task runs are read
@@ -104,7 +118,7 @@ class FlowWorkflow:
             return await self._refuse_inputs(error)
         interpreter = Interpreter(
             self._flow, info.workflow_id, info.start_time, limits, self._ledger, self._pauses, request.subflows,
-            inputs=inputs, labels={**self._flow.labels, **request.labels},
+            inputs=inputs, labels={**self._flow.labels, **request.labels}, trigger=_schedule_trigger(info),
         )
         try:
             outcome = await interpreter.run_flow()

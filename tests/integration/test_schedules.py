@@ -42,6 +42,7 @@ tasks:
     values:
       greeting: "{{ inputs.greeting }}"
       times: "{{ inputs.times }}"
+      scheduled: "{{ trigger.date ?? 'not scheduled' }}"
 triggers:
   - id: every-minute
     type: io.kestra.plugin.core.trigger.Schedule
@@ -120,7 +121,7 @@ async def test_deployed_schedule_starts_runs_that_list_and_finish_then_undeploy_
     # `tflow run` ignores the triggers: the flow runs now, with the inputs given on the command line.
     manual = await tflow_json(temporal_address, "run", str(path), "--input", "greeting=by hand", task_queue=worker)
     assert manual["state"] == "SUCCESS"
-    assert task_run(manual, "echo")["outputs"]["values"] == {"greeting": "by hand", "times": "2"}
+    assert task_run(manual, "echo")["outputs"]["values"] == {"greeting": "by hand", "times": "2", "scheduled": "not scheduled"}
 
     # The schedule fires: its run shows in `tflow list` like any run, and finishes with the trigger's inputs.
     async def scheduled_runs() -> list[dict[str, Any]]:
@@ -136,7 +137,11 @@ async def test_deployed_schedule_starts_runs_that_list_and_finish_then_undeploy_
     ended = time.monotonic() - deployed_at
     print(f"\nfirst scheduled run listed {waited:.1f}s after deploying, ended at {ended:.1f}s")
     assert result["state"] == "SUCCESS", result
-    assert task_run(result, "echo")["outputs"]["values"] == {"greeting": "hello from the schedule", "times": "2"}
+    values = task_run(result, "echo")["outputs"]["values"]
+    assert (values["greeting"], values["times"]) == ("hello from the schedule", "2")
+    scheduled_for = handle.id.removeprefix(f"{flow_id}-every-minute-")  # Temporal names the run after its time
+    assert _parse(values["scheduled"]) == _parse(scheduled_for), (values, handle.id)
+    assert _parse(scheduled_for).second == 0
     description = await handle.describe()
     assert description.status == WorkflowExecutionStatus.COMPLETED
     assert (await description.memo())["flow_hash"]
@@ -158,5 +163,9 @@ async def test_deployed_schedule_starts_runs_that_list_and_finish_then_undeploy_
     assert await eventually(listed_schedules, timeout=15, accept=lambda found: not found) == {}
 
 
+def _parse(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+
 def _seconds_from_now(iso: str) -> float:
-    return (datetime.fromisoformat(iso.replace("Z", "+00:00")) - datetime.now(timezone.utc)).total_seconds()
+    return (_parse(iso) - datetime.now(timezone.utc)).total_seconds()
