@@ -47,9 +47,24 @@ triggers:
   - id: every-minute
     type: io.kestra.plugin.core.trigger.Schedule
     cron: "* * * * *"
+    labels: {origin: schedule}
     inputs:
       greeting: hello from the schedule
 <<more_triggers>>"""
+
+FAILING = """\
+id: <<flow_id>>-failing
+namespace: tests.schedules
+tasks:
+  - id: boom
+    type: io.kestra.plugin.core.execution.Fail
+    errorMessage: scheduled to fail
+triggers:
+  - id: every-minute
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "* * * * *"
+    stopAfter: [FAILED]
+"""
 
 NIGHTLY = """\
   - id: nightly
@@ -97,7 +112,7 @@ async def test_deployed_schedule_starts_runs_that_list_and_finish_then_undeploy_
     path = write_flow(tmp_path, flow_text(flow_id, NIGHTLY))
 
     # Deploy: one schedule per trigger, the disabled one paused; deploying again updates them.
-    deployed_at = time.monotonic()
+    deployed_at = datetime.now(timezone.utc)
     first = await tflow_json(temporal_address, "deploy", str(path), task_queue=worker)
     assert first["schedules"] == [
         {"schedule_id": prefix + "every-minute", "action": "created"},
@@ -105,6 +120,8 @@ async def test_deployed_schedule_starts_runs_that_list_and_finish_then_undeploy_
     ]
     again = await tflow_json(temporal_address, "deploy", str(path), task_queue=worker)
     assert [entry["action"] for entry in again["schedules"]] == ["updated", "updated"]
+    failing = write_flow(tmp_path, FAILING.replace("<<flow_id>>", flow_id), "failing.yaml")
+    await tflow_json(temporal_address, "deploy", str(failing), task_queue=worker)
 
     async def listed_schedules() -> dict[str, dict[str, Any]]:
         rows = await tflow_json(temporal_address, "schedules")
@@ -128,14 +145,15 @@ async def test_deployed_schedule_starts_runs_that_list_and_finish_then_undeploy_
         runs = await tflow_json(temporal_address, "list", "--flow", flow_id)
         return [run for run in runs if run["run_id"].startswith(f"{flow_id}-every-minute-")]
 
-    started = await eventually(scheduled_runs, timeout=FIRST_RUN_WITHIN_S - (time.monotonic() - deployed_at))
-    waited = time.monotonic() - deployed_at
-    assert started, f"no scheduled run listed {waited:.0f}s after deploying"
-    assert started[0]["flow"] == f"tests.schedules.{flow_id}"
-    handle = client.get_workflow_handle(started[0]["run_id"])
+    listing_lag = 10.0  # polling `tflow list` processes, and visibility catching up
+    started = await eventually(scheduled_runs, timeout=FIRST_RUN_WITHIN_S + listing_lag - _since(deployed_at))
+    assert started, f"no scheduled run listed {_since(deployed_at):.0f}s after deploying"
+    start_delay = (_parse(started[-1]["started_at"]) - deployed_at).total_seconds()
+    assert start_delay <= FIRST_RUN_WITHIN_S, started
+    assert started[-1]["flow"] == f"tests.schedules.{flow_id}"
+    handle = client.get_workflow_handle(started[-1]["run_id"])
     result = await asyncio.wait_for(wait_result(handle), timeout=30)
-    ended = time.monotonic() - deployed_at
-    print(f"\nfirst scheduled run listed {waited:.1f}s after deploying, ended at {ended:.1f}s")
+    print(f"\nfirst scheduled run started {start_delay:.1f}s after deploying, ended at {_since(deployed_at):.1f}s")
     assert result["state"] == "SUCCESS", result
     values = task_run(result, "echo")["outputs"]["values"]
     assert (values["greeting"], values["times"]) == ("hello from the schedule", "2")
@@ -144,7 +162,18 @@ async def test_deployed_schedule_starts_runs_that_list_and_finish_then_undeploy_
     assert _parse(scheduled_for).second == 0
     description = await handle.describe()
     assert description.status == WorkflowExecutionStatus.COMPLETED
-    assert (await description.memo())["flow_hash"]
+    memo = await description.memo()
+    assert memo["flow_hash"] and memo["labels"] == {"origin": "schedule"}
+
+    # `stopAfter: [FAILED]`: the other flow's schedule fired at the same minute, its run failed, and
+    # Temporal paused the schedule.
+    failing_id = f"tests.schedules.{flow_id}-failing.every-minute"
+    paused = await eventually(
+        lambda: _paused(client, failing_id), timeout=20, accept=bool
+    )
+    assert paused, f"{failing_id} is not paused after its run failed"
+    assert (await tflow_json(temporal_address, "schedules", str(failing)))[0]["paused"] is True
+    await tflow_json(temporal_address, "undeploy", str(failing))
 
     # A trigger removed from the file: deploying again removes its schedule.
     write_flow(tmp_path, flow_text(flow_id))
@@ -161,6 +190,14 @@ async def test_deployed_schedule_starts_runs_that_list_and_finish_then_undeploy_
         await client.get_schedule_handle(prefix + "every-minute").describe()
     assert missing.value.status == RPCStatusCode.NOT_FOUND
     assert await eventually(listed_schedules, timeout=15, accept=lambda found: not found) == {}
+
+
+async def _paused(client: Client, schedule_id: str) -> bool:
+    return (await client.get_schedule_handle(schedule_id).describe()).schedule.state.paused
+
+
+def _since(moment: datetime) -> float:
+    return (datetime.now(timezone.utc) - moment).total_seconds()
 
 
 def _parse(iso: str) -> datetime:
