@@ -5,6 +5,7 @@ be deployed and each trigger's inputs are problems with their place in the file,
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
@@ -57,7 +58,7 @@ def deploy(
     connection = Connection.to(cluster, task_queue)
     done = run_async(_deploy(connection, loaded, planned))
     if as_json:
-        typer.echo(json.dumps({"flow": _flow_name(loaded), "schedules": [entry.__dict__ for entry in done]}, indent=2))
+        typer.echo(json.dumps({"flow": _flow_name(loaded), "schedules": [asdict(entry) for entry in done]}, indent=2))
         return
     if not done:
         typer.echo(f"{_flow_name(loaded)} has no Schedule trigger: nothing to deploy.")

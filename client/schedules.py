@@ -10,7 +10,7 @@ shows them and how `undeploy` tells a flow's schedules from another's that share
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
@@ -67,7 +67,7 @@ class ScheduleRow:
     task_queue: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return asdict(self)
 
 
 def schedule_triggers(loaded: LoadedFlow) -> list[ScheduleTrigger]:
@@ -200,8 +200,13 @@ async def undeploy(client: Client, loaded: LoadedFlow) -> list[str]:
 
 
 async def flow_schedule_ids(client: Client, loaded: LoadedFlow) -> list[str]:
-    """The server's schedules of this flow: those under its id prefix whose memo names it (another
-    flow's id may extend this one's, e.g. `a` and `a.b`). The list is eventually consistent."""
+    """The server's schedules of this flow (the list is eventually consistent)."""
+    return [identifier for identifier, _ in await _flow_schedules(client, loaded)]
+
+
+async def _flow_schedules(client: Client, loaded: LoadedFlow) -> list[tuple[str, ScheduleDescription]]:
+    """Schedules under the flow's id prefix whose memo names the flow (another flow's id may extend
+    this one's: `a` and `a.b`), described."""
     flow = loaded.flow
     prefix = schedule_prefix(flow.namespace, flow.id)
     found = []
@@ -209,9 +214,9 @@ async def flow_schedule_ids(client: Client, loaded: LoadedFlow) -> list[str]:
         if not listed.id.startswith(prefix):
             continue
         description = await _describe(client, listed.id)
-        memo = await _schedule_memo(client, description) if description else {}
-        if memo.get("namespace") == flow.namespace and memo.get("flow_id") == flow.id:
-            found.append(listed.id)
+        memo = _schedule_memo(client, description) if description else {}
+        if description and memo.get("namespace") == flow.namespace and memo.get("flow_id") == flow.id:
+            found.append((listed.id, description))
     return found
 
 
@@ -234,31 +239,35 @@ async def _describe(client: Client, identifier: str) -> ScheduleDescription | No
         raise
 
 
-async def _schedule_memo(client: Client, description: ScheduleDescription) -> dict[str, Any]:
+def _schedule_memo(client: Client, description: ScheduleDescription) -> dict[str, Any]:
+    """The action memo's `schedule` entry (a described action's memo holds raw payloads)."""
     action = description.schedule.action
     if not isinstance(action, ScheduleActionStartWorkflow) or not action.memo or SCHEDULE_MEMO not in action.memo:
         return {}
-    payload = action.memo[SCHEDULE_MEMO]
-    value = client.data_converter.payload_converter.from_payload(payload) if not isinstance(payload, dict) else payload
+    value = client.data_converter.payload_converter.from_payload(action.memo[SCHEDULE_MEMO])
     return value if isinstance(value, dict) else {}
 
 
 async def list_schedules(client: Client, loaded: LoadedFlow | None = None) -> list[ScheduleRow]:
     """Every flow schedule on the server (those starting the interpreter workflow), or only the
     given flow's; with their next run times."""
+    if loaded is not None:
+        described = await _flow_schedules(client, loaded)
+    else:
+        described = []
+        async for listed in await client.list_schedules():
+            if listed.schedule is not None and getattr(listed.schedule.action, "workflow", None) != WORKFLOW_TYPE:
+                continue  # another application's schedule
+            description = await _describe(client, listed.id)
+            if description is not None:
+                described.append((listed.id, description))
     rows = []
-    identifiers = await flow_schedule_ids(client, loaded) if loaded else [
-        listed.id async for listed in await client.list_schedules()
-        if listed.schedule is None or getattr(listed.schedule.action, "workflow", WORKFLOW_TYPE) == WORKFLOW_TYPE
-    ]
-    for identifier in identifiers:
-        description = await _describe(client, identifier)
-        if description is None:
-            continue
+    for identifier, description in described:
         action = description.schedule.action
         if not isinstance(action, ScheduleActionStartWorkflow) or action.workflow != WORKFLOW_TYPE:
             continue
-        memo = await _schedule_memo(client, description)
+        memo = _schedule_memo(client, description)
+        info = description.info
         rows.append(ScheduleRow(
             schedule_id=identifier,
             flow=f"{memo.get('namespace', '?')}.{memo.get('flow_id', '?')}",
@@ -266,8 +275,8 @@ async def list_schedules(client: Client, loaded: LoadedFlow | None = None) -> li
             cron=memo.get("cron", "?"),
             timezone=description.schedule.spec.time_zone_name or "UTC",
             paused=description.schedule.state.paused,
-            next_runs=[_iso(moment) for moment in description.info.next_action_times[:NEXT_RUNS_SHOWN]],
-            recent_runs=[_iso(action.started_at) for action in description.info.recent_actions[-NEXT_RUNS_SHOWN:]],
+            next_runs=[_iso(moment) for moment in info.next_action_times[:NEXT_RUNS_SHOWN]],
+            recent_runs=[_iso(result.started_at) for result in info.recent_actions[-NEXT_RUNS_SHOWN:]],
             task_queue=action.task_queue,
         ))
     return sorted(rows, key=lambda row: row.schedule_id)
