@@ -71,12 +71,17 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
+def indexed_value_type(kind: str) -> int:
+    """`KeywordList` (as SEARCH_ATTRIBUTES and the CLI's --search-attribute name it) → the API's
+    INDEXED_VALUE_TYPE_KEYWORD_LIST."""
+    return IndexedValueType.Value("INDEXED_VALUE_TYPE_" + re.sub(r"(?<=[a-z])(?=[A-Z])", "_", kind).upper())
+
+
 async def ensure_search_attributes(client: Client, namespace: str) -> None:
     """Add missing SEARCH_ATTRIBUTES: start-dev's --search-attribute is ignored for an existing db file."""
     listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
     missing = {
-        name: IndexedValueType.Value("INDEXED_VALUE_TYPE_" + re.sub(r"(?<=[a-z])(?=[A-Z])", "_", kind).upper())
-        for name, kind in SEARCH_ATTRIBUTES.items() if name not in listed.custom_attributes
+        name: indexed_value_type(kind) for name, kind in SEARCH_ATTRIBUTES.items() if name not in listed.custom_attributes
     }
     if missing:
         await client.operator_service.add_search_attributes(

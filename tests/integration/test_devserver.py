@@ -20,7 +20,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, Register
 from temporalio.client import Client
 from google.protobuf.duration_pb2 import Duration
 
-from client.devserver import DevServer, free_port, port_is_free
+from client.devserver import DevServer, free_port, indexed_value_type, port_is_free
 from client.temporal_cli import TemporalCliNotFound, find_temporal_cli
 from temporal_flows.metadata import SEARCH_ATTRIBUTES
 
@@ -103,8 +103,9 @@ async def test_devserver_start_stop_restart(tmp_path: Path) -> None:
         assert time.monotonic() - started < 30
         assert server.running and server.pid and server.ui_url is None
         attrs = await _search_attributes(server.address)
+        assert indexed_value_type("KeywordList") == IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST
         for name, kind in SEARCH_ATTRIBUTES.items():
-            expected = IndexedValueType.Value("INDEXED_VALUE_TYPE_" + kind.upper())
+            expected = indexed_value_type(kind)
             assert attrs.get(name) == expected, (name, attrs)
         client = await Client.connect(server.address)
         await client.workflow_service.register_namespace(RegisterNamespaceRequest(
