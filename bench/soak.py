@@ -19,7 +19,6 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError
 

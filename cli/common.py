@@ -11,7 +11,7 @@ import typer
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-from client.connection import Connection, ConnectionConfigError, TemporalUnreachable  # noqa: F401 - Connection re-exported
+from client.connection import ConnectionConfigError, TemporalUnreachable
 from client.subflows import resolve_subflows
 from temporal_flows.loader import LoadedFlow, load_flow
 from temporal_flows.metadata import DEFAULT_TASK_QUEUE

@@ -11,8 +11,8 @@ from typing import Any, List, Optional
 
 import typer
 
-from cli.common import AddressOption, Connection, ExitCode, NamespaceOption, ProfileOption, TaskQueueOption, UiUrlOption, fail, run_async
-from client.connection import connect
+from cli.common import AddressOption, ExitCode, NamespaceOption, ProfileOption, TaskQueueOption, UiUrlOption, fail, run_async
+from client.connection import Connection, connect
 from client.resume import ResumeRefused, ResumeUnanswered, resume_run
 
 

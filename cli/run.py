@@ -21,7 +21,6 @@ from temporalio.client import Client, WorkflowHandle
 
 from cli.common import (
     AddressOption,
-    Connection,
     ExitCode,
     FlowsDirOption,
     NamespaceOption,
@@ -45,7 +44,8 @@ from temporal_flows.loader import LoadedFlow
 from temporal_flows.source import FlowYamlLoader
 from temporal_flows.metadata import DEFAULT_ADDRESS, DEFAULT_UI_PORT
 from temporal_flows.metadata import DEFAULT_MAX_PENDING_TASKS, DEFAULT_REDISPATCH_LIMIT
-from client.runs import TemporalUnreachable, connect, live_result, read_result, start_run, ui_url, wait_result
+from client.connection import Connection, TemporalUnreachable, connect
+from client.runs import live_result, read_result, start_run, ui_url, wait_result
 from client.worker import create_worker
 
 POLL_SECONDS = 0.25

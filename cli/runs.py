@@ -10,10 +10,11 @@ import typer
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from cli.common import AddressOption, Connection, ExitCode, NamespaceOption, ProfileOption, TaskQueueOption, UiUrlOption, fail, key_value_pairs, run_async
+from cli.common import AddressOption, ExitCode, NamespaceOption, ProfileOption, TaskQueueOption, UiUrlOption, fail, key_value_pairs, run_async
 from cli.progress import print_result
 from temporal_flows.metadata import WORKFLOW_TYPE, label_term, labels_search_attribute_key, search_attribute_keys
-from client.runs import connect, read_result, ui_url
+from client.connection import Connection, connect
+from client.runs import read_result, ui_url
 
 CANCEL_WAIT_SECONDS = 60.0
 

@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 
-from cli.common import AddressOption, Connection, ExitCode, NamespaceOption, ProfileOption, TaskQueueOption, fail, log_to_console, run_async
-from client.runs import connect
+from cli.common import AddressOption, ExitCode, NamespaceOption, ProfileOption, TaskQueueOption, fail, log_to_console, run_async
+from client.connection import Connection, connect
 from client.worker import create_worker
 
 TASK_RUNNERS = ("auto", "process")

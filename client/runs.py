@@ -22,7 +22,6 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError, TimeoutError
 from temporalio.service import RPCError
 
-from client.connection import TemporalUnreachable, configure_runtime, connect  # noqa: F401 - re-exported for callers
 from client.subflows import resolve_subflows
 from temporal_flows.loader import LoadedFlow
 from temporal_flows.metadata import (

@@ -8,7 +8,6 @@ anything else as JSON (`taskrun.value`, and the key of `outputs.<id>[<value>]`).
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from temporal_flows.ledger import State
 from temporal_flows.model import TaskKind

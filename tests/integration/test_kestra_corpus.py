@@ -11,9 +11,8 @@ the named tasks and, for the retry cases whose note says "N attempts", the attem
 failing task. The runs go 4 at a time, once, the first time a case asks for its result.
 A flow with a pause that only a resume ends is resumed with `tflow resume` once it is paused.
 
-Cases that need a capability of the next issue (issue 7) are skipped, each naming the feature; the
-classification reads the flow file (`FEATURES` below), never what happens when it runs.
-Run with `-s` to see one line per case and, last, the whole table with the counts.
+No case is skipped: every core case must pass (issue 7's acceptance). Run with `-s` to see one
+line per case and, last, the whole table with the counts.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Optional
+from typing import Any, AsyncIterator, Optional
 
 import pytest
 import pytest_asyncio
@@ -111,7 +110,7 @@ def core_cases() -> list[Case]:
 CASES = core_cases()
 
 
-# -- what a case needs that belongs to issue 7, read from the flow file --------------------------
+# -- reading a case's flow file -----------------------------------------------------------------
 
 def read_flow(case: Case) -> Any:
     """The flow file as plain data (None when it does not parse: then it runs, and fails there)."""
@@ -129,42 +128,6 @@ def _walk(node: Any) -> Any:
     elif isinstance(node, list):
         for value in node:
             yield from _walk(value)
-
-
-def task_types(flow: Any) -> set[str]:
-    return {node["type"] for node in _walk(flow) if isinstance(node, dict) and isinstance(node.get("type"), str)}
-
-
-def expressions(flow: Any) -> list[str]:
-    """The inside of every `{{ ... }}` and `{% ... %}` in the flow's strings."""
-    found: list[str] = []
-    for node in _walk(flow):
-        if isinstance(node, str):
-            found += [a or b for a, b in re.findall(r"\{\{(.*?)\}\}|\{%(.*?)%\}", node, re.S)]
-    return found
-
-
-def top_level(key: str) -> Callable[[Any, Case], bool]:
-    return lambda flow, case: isinstance(flow, dict) and key in flow
-
-
-def uses_type(*types: str) -> Callable[[Any, Case], bool]:
-    return lambda flow, case: bool(task_types(flow) & set(types))
-
-
-def uses_expression(pattern: str) -> Callable[[Any, Case], bool]:
-    regex = re.compile(pattern)
-    return lambda flow, case: any(regex.search(expression) for expression in expressions(flow))
-
-
-FEATURES: list[tuple[str, Callable[[Any, Case], bool]]] = [
-]
-"""(feature of issue 7, does the case need it): a case needing any of them is skipped."""
-
-
-def later_features(case: Case) -> list[str]:
-    flow = read_flow(case)
-    return [name for name, needs in FEATURES if needs(flow, case)]
 
 
 # -- cases a user steers while they run -----------------------------------------------------------
@@ -303,7 +266,7 @@ class CorpusRuns:
             async with slots:
                 self.outcomes[case.id] = await run_case(case, self.address, self.task_queue, self.client)
 
-        await asyncio.gather(*(one(case) for case in CASES if case.id in self.selected and not later_features(case)))
+        await asyncio.gather(*(one(case) for case in CASES if case.id in self.selected))
         self.seconds = time.monotonic() - began
         print(f"\n[kestra] {len(self.outcomes)} runs, {CONCURRENT_RUNS} at a time, took {self.seconds:.1f}s")
 
@@ -344,12 +307,6 @@ def show(row: Row, lead: str = "\n") -> None:
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 async def test_core_case(case: Case, corpus_runs: CorpusRuns):
     row = TABLE[case.id]
-    features = later_features(case)
-    if features:
-        row.got, row.outcome = "-", f"skipped: needs {', '.join(features)} (issue 7)"
-        show(row)
-        pytest.skip(f"needs {', '.join(features)} (issue 7)")
-
     outcome = await corpus_runs.outcome(case)
     row.got, row.outcome = outcome.got(), "fail"
     try:
@@ -396,30 +353,14 @@ def check(case: Case, outcome: Outcome) -> None:
 
 
 def test_corpus_summary():
-    """Last: the whole table, and how many core cases ran and passed, failed, or were skipped and why."""
-    for case in CASES:
-        row = TABLE[case.id]
-        if row.outcome == "not run":
-            features = later_features(case)
-            if features:
-                row.outcome = f"skipped: needs {', '.join(features)} (issue 7)"
+    """Last: the whole table, and how many core cases ran, passed and failed."""
     rows = list(TABLE.values())
     print(f"\n\n[kestra] core cases of {EXPECTED} ({len(rows)}):")
     for row in rows:
         show(row, lead="")
     passed = sum(row.outcome == "pass" for row in rows)
     failed = sum(row.outcome.startswith("fail") for row in rows)
-    skipped = [row for row in rows if row.outcome.startswith("skipped")]
-    not_run = len(rows) - passed - failed - len(skipped)
-    by_feature: dict[str, int] = {}
-    for row in skipped:
-        for name, _ in FEATURES:
-            if name in later_features(row.case):
-                by_feature[name] = by_feature.get(name, 0) + 1
-    print(f"\n[kestra] ran {passed + failed}: {passed} passed, {failed} failed; skipped {len(skipped)} (needing issue 7)"
+    not_run = len(rows) - passed - failed
+    print(f"\n[kestra] ran {passed + failed}: {passed} passed, {failed} failed"
           + (f"; {not_run} not run in this session" if not_run else ""))
-    if by_feature:
-        print("[kestra] the skipped cases need (a case can need several):")
-    for name, count in by_feature.items():
-        print(f"[kestra]   {count:>2} need {name}")
     assert CASES, f"no core case in {EXPECTED}"
