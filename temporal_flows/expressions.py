@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -22,6 +22,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from temporal_flows import pebble_dates, pebble_library
 from temporal_flows.pebble import PebbleSyntax
 from temporal_flows.pebble_library import TemplateFunctionError, check_jq
+from temporal_flows.references import REF_KEY, REF_MARK, describe
 
 CONTEXT_ROOTS = frozenset(
     {
@@ -52,14 +53,53 @@ class ExpressionError(Exception):
     """A template that cannot be parsed or rendered; the message names the expression and why."""
 
 
+class ReferenceTouched(ExpressionError):
+    """A template read a stored value (a reference, see `temporal_flows.references`): the workflow
+    cannot read storage, so the template is rendered on a worker instead (`activities.render`).
+    Where nothing does that, it fails the task like any expression error, saying why."""
+
+    def __init__(self, reference: dict[str, Any], template: str | None = None):
+        self.reference = reference
+        where = f"cannot render `{template.strip()}` here: " if template else ""
+        super().__init__(f"{where}it reads the stored value {describe(reference)}, which only a worker can read "
+                         "(task properties and runIf are rendered on one; other templates cannot read stored values)")
+
+
 class FlowEnvironment(ImmutableSandboxedEnvironment):
     """`a.b` on a mapping reads its key first, as Kestra's Pebble does: `outputs.x.values` is the
     output named `values`, not the dictionary's `values` method."""
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, dict) and attribute in obj:
-            return obj[attribute]
-        return super().getattr(obj, attribute)
+            return self._unwrap(obj[attribute])
+        return self._unwrap(super().getattr(obj, attribute))
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        return self._unwrap(super().getitem(obj, argument))
+
+    def _unwrap(self, value: Any) -> Any:
+        return self.stored_value(value) if type(value) is dict and REF_KEY in value else value
+
+    def stored_value(self, reference: dict[str, Any]) -> Any:
+        """A reference a template reads: in the workflow it cannot be read (a worker renders it)."""
+        raise ReferenceTouched(reference)
+
+    def printable(self, value: Any) -> Any:
+        """`finalize`: a printed container holding a reference prints the stored value."""
+        text = as_text(value)
+        if isinstance(value, (list, dict)) and REF_MARK in text:
+            return as_text(self.with_stored_values(value))
+        return text
+
+    def with_stored_values(self, value: Any) -> Any:
+        """`value` with every reference inside replaced by its stored value."""
+        if type(value) is dict:
+            if REF_KEY in value:
+                return self.stored_value(value)
+            return {key: self.with_stored_values(item) for key, item in value.items()}
+        if type(value) is list:
+            return [self.with_stored_values(item) for item in value]
+        return value
 
 
 class PebbleFlowEnvironment(PebbleSyntax, FlowEnvironment):
@@ -86,8 +126,23 @@ def environment(pebble: bool = True) -> ImmutableSandboxedEnvironment:
     `pebble=False` is the environment runs started before Pebble forms were read (no
     `PATCH_PEBBLE_TEMPLATES` marker in their history) keep rendering with, so they replay the same.
     """
-    kind = PebbleFlowEnvironment if pebble else FlowEnvironment
-    env = kind(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=as_text)
+    return _configured(PebbleFlowEnvironment if pebble else FlowEnvironment, pebble)
+
+
+def reading_environment(pebble: bool, read: Callable[[dict[str, Any]], Any]) -> ImmutableSandboxedEnvironment:
+    """The same environment for a worker, where a template reading a reference gets `read(reference)`."""
+    base = PebbleFlowEnvironment if pebble else FlowEnvironment
+
+    class Reading(base):  # type: ignore[valid-type,misc]
+        def stored_value(self, reference: dict[str, Any]) -> Any:
+            return read(reference)
+
+    return _configured(Reading, pebble)
+
+
+def _configured(kind: type[FlowEnvironment], pebble: bool) -> ImmutableSandboxedEnvironment:
+    env = kind(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env.finalize = env.printable
     env.filters["json"] = pebble_library.to_json
     if pebble:
         env.filters.update(pebble_library.FILTERS)
@@ -117,12 +172,19 @@ def _compiled(template: str, pebble: bool = True) -> Template:
     return environment(pebble).from_string(normalize(template))
 
 
-def render_string(template: str, context: dict[str, Any], pebble: bool = True) -> str:
-    """Render one template string; raise `ExpressionError` naming the expression and the reason."""
+def render_string(
+    template: str, context: dict[str, Any], pebble: bool = True, env: ImmutableSandboxedEnvironment | None = None
+) -> str:
+    """Render one template string; raise `ExpressionError` naming the expression and the reason
+    (`ReferenceTouched` when it reads a stored value the environment cannot read). `env`: another
+    environment than the workflow's (a worker's `reading_environment`)."""
     if not is_template(template):
         return template
     try:
-        return _compiled(template, pebble).render(context)
+        compiled = _compiled(template, pebble) if env is None else env.from_string(normalize(template))
+        return compiled.render(context)
+    except ReferenceTouched as touched:
+        raise ReferenceTouched(touched.reference, template) from None
     except TemplateError as error:
         raise ExpressionError(f"cannot render `{template.strip()}`: {error.message or error}") from None
     except (TemplateFunctionError, ExpressionError) as error:  # ExpressionError: from a nested render()
@@ -131,14 +193,17 @@ def render_string(template: str, context: dict[str, Any], pebble: bool = True) -
         raise ExpressionError(f"cannot render `{template.strip()}`: {type(error).__name__}: {error}") from None
 
 
-def render(value: Any, context: dict[str, Any], pebble: bool = True) -> Any:
-    """Render every string inside `value` (recursing into lists and mappings)."""
+def render(value: Any, context: dict[str, Any], pebble: bool = True, known: Mapping[str, Any] | None = None) -> Any:
+    """Render every string inside `value` (recursing into lists and mappings); a string in `known`
+    is already rendered (by a worker, when it read stored values)."""
     if isinstance(value, str):
+        if known and value in known:
+            return known[value]
         return render_string(value, context, pebble)
     if isinstance(value, list):
-        return [render(item, context, pebble) for item in value]
+        return [render(item, context, pebble, known) for item in value]
     if isinstance(value, dict):
-        return {key: render(item, context, pebble) for key, item in value.items()}
+        return {key: render(item, context, pebble, known) for key, item in value.items()}
     return value
 
 
