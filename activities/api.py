@@ -11,6 +11,30 @@ from typing import Any
 
 COMMANDS_ACTIVITY = "tflow.commands"
 """Activity type name of the shell `commands` runnable (see :mod:`activities.commands`)."""
+SCRIPT_ACTIVITY = "tflow.script"
+"""Activity type name of the Python `script` runnable (see :mod:`activities.script`)."""
+
+PROCESS_RUNNER = "process"
+DOCKER_RUNNER = "docker"
+
+
+@dataclass(frozen=True)
+class TaskRunner:
+    """Where a task's process runs, as the flow declared it (`taskRunner`, `containerImage`); the
+    worker decides in the end (`tflow worker --task-runner process` runs Docker tasks as processes)."""
+
+    type: str = PROCESS_RUNNER
+    """`process` (on the worker) or `docker` (in `image`, through the docker CLI)."""
+    image: str | None = None
+    pull_policy: str = "IF_NOT_PRESENT"
+    """IF_NOT_PRESENT | ALWAYS | NEVER (Kestra's names)."""
+    volumes: list[str] = field(default_factory=list)
+    """Extra `host:container[:mode]` mounts besides the working directory."""
+    user: str | None = None
+    network_mode: str | None = None
+    entry_point: list[str] | None = None
+    host: str | None = None
+    """The Docker engine to use (DOCKER_HOST), else the docker CLI's default."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +53,11 @@ class CommandsRequest:
     """Prefix the script with `set -e`, so the first failing command fails the task (Kestra)."""
     timeout_s: float | None = None
     """The task's own `timeout`: past it the process is killed and the task fails (type `Timeout`)."""
+    before_commands: list[str] = field(default_factory=list)
+    """Run first, in the same shell (Kestra's `beforeCommands`)."""
+    task_runner: TaskRunner = field(default_factory=TaskRunner)
+    output: list[dict[str, Any]] = field(default_factory=list)
+    """Output extractors ({name, type, value}) applied to stdout (its non-protocol lines)."""
 
 
 @dataclass(frozen=True)
@@ -45,3 +74,78 @@ class CommandsResult:
     stdout_tail: str = ""
     stderr_tail: str = ""
     """The last lines of each stream (bounded), for error messages and `tflow status`."""
+    log_lines: list[dict[str, Any]] = field(default_factory=list)
+    """The task run's log: stdout (INFO), stderr (WARN) and protocol logs in order, each
+    {timestamp, level, message}; bounded (see :mod:`activities.task_log`). Read back from the run's
+    history by `tflow status --logs` and `tflow run --logs`."""
+    extracted: dict[str, Any] = field(default_factory=dict)
+    """What the output extractors found, by name."""
+
+
+HTTP_ACTIVITY = "tflow.http"
+"""Activity type name of the `http` runnable (see :mod:`activities.http`)."""
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """One HTTP request of an `http` task; the body is one of `body` (text), `json_body` (when
+    `send_json`) or `form` (url-encoded, or multipart when `content_type` says so)."""
+
+    run_id: str
+    task_id: str
+    task_run_id: str
+    uri: str
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
+    send_json: bool = False
+    json_body: Any = None
+    form: dict[str, str] | None = None
+    content_type: str | None = None
+    allowed_status: list[list[int]] = field(default_factory=lambda: [[200, 299]])
+    """Inclusive [low, high] ranges; a status outside every range fails the task."""
+    follow_redirects: bool = True
+    auth: dict[str, str] | None = None
+    """{type: basic, username, password} or {type: bearer, token}."""
+    connect_timeout_s: float | None = None
+    read_timeout_s: float | None = None
+    timeout_s: float | None = None
+    """The task's own `timeout`, for the whole exchange (type `Timeout`)."""
+    max_body_bytes: int | None = None
+    """A smaller cap than the worker's own on the response body."""
+    output: list[dict[str, Any]] = field(default_factory=list)
+    """Output extractors ({name, type, value}) applied to the response body."""
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    """A response (also carried as details of a failure on its status)."""
+
+    status: int
+    uri: str
+    headers: dict[str, list[str]] = field(default_factory=dict)
+    """Lower-case name → every value (Kestra's form)."""
+    body: Any = None
+    """Parsed JSON when the response is JSON, else the text."""
+    extracted: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScriptRequest:
+    """Run a Python `script` (written to a file in the working directory) or shell `commands`
+    with Python at hand (Kestra's python Script and Commands); `before_commands` run first."""
+
+    run_id: str
+    task_id: str
+    task_run_id: str
+    script: str | None = None
+    commands: list[str] = field(default_factory=list)
+    before_commands: list[str] = field(default_factory=list)
+    python: list[str] | None = None
+    """The Python that runs `script`; None: the worker's own interpreter (`python` in a container)."""
+    interpreter: list[str] = field(default_factory=lambda: ["/bin/sh", "-c"])
+    env: dict[str, str] = field(default_factory=dict)
+    task_runner: TaskRunner = field(default_factory=TaskRunner)
+    timeout_s: float | None = None
+    output: list[dict[str, Any]] = field(default_factory=list)
+    """Output extractors, as for `commands` (applied to stdout)."""

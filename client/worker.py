@@ -35,9 +35,10 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 def all_activities() -> list[Any]:
     from activities.commands import run_commands
+    from activities.http import run_http
     from activities.ledger import record_ledger_page
 
-    return [run_commands, record_ledger_page]
+    return [run_commands, run_http, record_ledger_page]
 
 
 def create_worker(

@@ -49,6 +49,18 @@ class RunnableType:
     """Activity result (or failure details, as a dict) → outputs and metrics."""
 
 
+def extractors_of(props: dict[str, Any]) -> list[dict[str, Any]]:
+    """A runnable's rendered `output` extractors, for its activity request (applied on the worker,
+    `activities.extracting`)."""
+    return [dict(item) for item in props.get("output") or []]
+
+
+def with_extracted(outputs: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """A runnable's outputs plus what its extractors found (`outputs.<id>.<name>`); an extractor
+    named like a built-in output replaces it."""
+    return {**outputs, **(result.get("extracted") or {})}
+
+
 @dataclass(frozen=True)
 class RunIdentity:
     run_id: str

@@ -77,6 +77,21 @@ _PROPERTY_SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["key"],
         "properties": {"key": {"type": "string", "minLength": 1, "description": "the Temporal task queue"}},
     },
+    "output": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["name", "type"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1},
+                "type": {"enum": ["json", "jmespath", "text"]},
+                "value": {"type": "string", "description": "the JMESPath expression (jmespath only)"},
+            },
+            "additionalProperties": False,
+            "if": {"properties": {"type": {"const": "jmespath"}}},
+            "then": {"required": ["value"]},
+        },
+    },
 }
 """Properties the dialect checks beyond their kind."""
 

@@ -429,6 +429,10 @@ class _Normalizer:
             return _INVALID
         if spec.dynamic and isinstance(value, str) and is_template(value):
             return value
+        problem = spec.check(value) if spec.check is not None else None
+        if problem:
+            self.problem(location, f"`{key}`: {problem}")
+            return _INVALID
         if spec.kind == "duration":
             return parse_duration(value)
         if spec.kind == "mapping" and key == "env":

@@ -14,6 +14,7 @@ from temporal_flows.tasks import (
     dag,
     fail,
     foreach,
+    http,
     later,
     log,
     output_values,
@@ -46,7 +47,7 @@ TYPES: tuple[TaskType, ...] = (
     basic.TYPE,
     subflow.TYPE,
     later.SCRIPT,
-    later.HTTP,
+    http.TYPE,
 )
 
 TASK_TYPES: dict[str, TaskType] = {task_type.name: task_type for task_type in TYPES}

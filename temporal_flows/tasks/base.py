@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
+from temporal_flows.extractors import extractor_problem
 from temporal_flows.ledger import TaskRun
 from temporal_flows.model import Task, TaskKind
 from temporal_flows.retries import RetryPolicy
@@ -41,6 +42,9 @@ class PropertySpec:
     foreign: bool = False
     """Its templates render in another run (a subflow's `outputs`, against the child run): their
     syntax is checked, not their references to this flow's tasks."""
+    check: Callable[[Any], str | None] | None = None
+    """A further check of the value beyond its kind: why it is invalid, or None (run when the
+    flow loads; templates are left to render)."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,21 @@ FLOWABLE_PROPERTIES: dict[str, PropertySpec] = {
 
 def flowable_properties(**own: PropertySpec) -> dict[str, PropertySpec]:
     return {**own, **FLOWABLE_PROPERTIES}
+
+
+RUNNABLE_PROPERTIES: dict[str, PropertySpec] = {
+    "output": PropertySpec(
+        "any",
+        check=extractor_problem,
+        description="output extractors: [{name, type: json | jmespath | text, value}] applied to the "
+        "body / stdout; each result at outputs.<id>.<name>",
+    ),
+}
+"""Properties every runnable has besides the common ones (SPEC §4: output extractors)."""
+
+
+def runnable_properties(**own: PropertySpec) -> dict[str, PropertySpec]:
+    return {**own, **RUNNABLE_PROPERTIES}
 
 
 def combine_limits(*limits: int | None) -> int:

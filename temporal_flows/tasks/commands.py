@@ -7,8 +7,8 @@ from typing import Any
 
 from activities.api import COMMANDS_ACTIVITY, CommandsRequest, CommandsResult
 from temporal_flows.model import Task, TaskKind
-from temporal_flows.runnables import ActivityCall, RunIdentity, RunnableOutcome, RunnableType
-from temporal_flows.tasks.base import PropertySpec, TaskType
+from temporal_flows.runnables import ActivityCall, RunIdentity, RunnableOutcome, RunnableType, extractors_of, with_extracted
+from temporal_flows.tasks.base import PropertySpec, TaskType, runnable_properties
 
 
 def build(task: Task, props: dict[str, Any], identity: RunIdentity) -> ActivityCall:
@@ -21,6 +21,7 @@ def build(task: Task, props: dict[str, Any], identity: RunIdentity) -> ActivityC
         interpreter=list(props.get("interpreter") or ["/bin/sh", "-c"]),
         fail_fast=bool(props.get("fail_fast", True)),
         timeout_s=task.timeout_s,
+        output=extractors_of(props),
     )
     return ActivityCall(COMMANDS_ACTIVITY, request, CommandsResult)
 
@@ -28,20 +29,20 @@ def build(task: Task, props: dict[str, Any], identity: RunIdentity) -> ActivityC
 def read(result: CommandsResult | dict[str, Any]) -> RunnableOutcome:
     data = result if isinstance(result, dict) else asdict(result)
     outputs = {"exitCode": data.get("exit_code"), "vars": data.get("vars") or {}}
-    return RunnableOutcome(outputs, list(data.get("metrics") or []))
+    return RunnableOutcome(with_extracted(outputs, data), list(data.get("metrics") or []))
 
 
 TYPE = TaskType(
     "commands",
     TaskKind.RUNNABLE,
     ("io.kestra.plugin.scripts.shell.Commands",),
-    {
-        "commands": PropertySpec("string_list", required=True),
-        "env": PropertySpec("mapping"),
-        "task_runner": PropertySpec("task_runner"),
-        "interpreter": PropertySpec("string_list"),
-        "fail_fast": PropertySpec("boolean"),
-    },
+    runnable_properties(
+        commands=PropertySpec("string_list", required=True),
+        env=PropertySpec("mapping"),
+        task_runner=PropertySpec("task_runner"),
+        interpreter=PropertySpec("string_list"),
+        fail_fast=PropertySpec("boolean"),
+    ),
     "shell commands in a fresh working directory",
     runnable=RunnableType(build, read),
 )

@@ -28,23 +28,3 @@ SCRIPT = TaskType(
     "a Python script or commands",
     runs_yet=False,
 )
-
-HTTP = TaskType(
-    "http",
-    TaskKind.RUNNABLE,
-    ("io.kestra.plugin.core.http.Request",),
-    {
-        "uri": PropertySpec("string", aliases=("url",), required=True),
-        "method": PropertySpec("choice", choices=("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")),
-        "headers": PropertySpec("mapping"),
-        "body": PropertySpec("any"),
-        "json": PropertySpec("any"),
-        "form": PropertySpec("mapping", aliases=("form_data",)),
-        "content_type": PropertySpec("string"),
-        "allowed_status": PropertySpec("any"),
-        "options": PropertySpec("mapping"),
-        "request": PropertySpec("mapping"),
-    },
-    "an HTTP request",
-    runs_yet=False,
-)
