@@ -3,6 +3,7 @@ command's stdout): the one place every runnable activity calls (SPEC §4, `tempo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from temporalio.exceptions import ApplicationError
@@ -50,3 +51,15 @@ class TextCapture:
                 f"Output extractors apply to at most {self.limit // 1024} KiB of {self.source}; this task wrote more",
                 type="ExtractorFailed", non_retryable=True)
         return "\n".join(self._lines)
+
+    def watching(self, on_line: Callable[[str], "bool | None"]) -> Callable[[str], "bool | None"]:
+        """`on_line` (a stdout callback of `run_supervised`) that also keeps every line it did not
+        consume (protocol `::{json}::` lines are not the task's output text)."""
+
+        def handle(line: str) -> "bool | None":
+            consumed = on_line(line)
+            if not consumed:
+                self.add(line)
+            return consumed
+
+        return handle

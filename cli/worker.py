@@ -1,19 +1,25 @@
-"""`tflow worker`: a worker process for flows; Ctrl-C or SIGTERM drains it gracefully."""
+"""`tflow worker`: a worker process for flows; Ctrl-C or SIGTERM drains it gracefully.
+
+`--task-queue` may be given several times: the process then polls each queue with a full worker
+(flows and their tasks), so it runs the flows started on any of them and the tasks routed to any of
+them (`workerGroup.key`, SPEC §3.3). Every worker being alike keeps routing a matter of queues only.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
-from typing import Optional
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
-from cli.common import AddressOption, ExitCode, NamespaceOption, ProfileOption, TaskQueueOption, fail, log_to_console, run_async
+from activities.storage import STORAGE_ENV
+from cli.common import AddressOption, ExitCode, NamespaceOption, ProfileOption, TaskRunnerOption, check_task_runner, fail, log_to_console, run_async
 from client.connection import Connection, connect
 from client.worker import create_worker
-
-TASK_RUNNERS = ("auto", "process")
-
+from temporal_flows.metadata import DEFAULT_TASK_QUEUE
 
 def register(app: typer.Typer) -> None:
     app.command("worker")(worker)
@@ -22,35 +28,50 @@ def register(app: typer.Typer) -> None:
 def worker(
     address: Optional[str] = AddressOption,
     namespace: Optional[str] = NamespaceOption,
-    task_queue: str = TaskQueueOption,
+    task_queues: Optional[List[str]] = typer.Option(
+        None, "--task-queue", envvar="TFLOW_TASK_QUEUE", show_envvar=True,
+        help=f"Task queue to serve (flows and the tasks routed to it by workerGroup.key); repeat to serve several. Default: {DEFAULT_TASK_QUEUE}.",
+    ),
     profile: Optional[str] = ProfileOption,
-    max_concurrent_tasks: Optional[int] = typer.Option(None, "--max-concurrent-tasks", min=1, help="At most this many tasks at once on this worker."),
-    task_runner: str = typer.Option("auto", "--task-runner", help="auto | process (Docker tasks are not supported yet)."),
+    max_concurrent_tasks: Optional[int] = typer.Option(None, "--max-concurrent-tasks", min=1, help="At most this many tasks at once per task queue served."),
+    task_runner: str = TaskRunnerOption,
     drain_timeout: float = typer.Option(30.0, "--drain-timeout", min=0, help="Seconds running tasks get to finish on shutdown before they are cancelled."),
+    storage_dir: Optional[Path] = typer.Option(
+        None, "--storage", envvar=STORAGE_ENV, show_envvar=True,
+        help="Directory of the runs' big values and output files (default: <data dir>/storage); workers on several machines share one mount.",
+    ),
 ) -> None:
-    """Run flows and their tasks from a task queue until interrupted."""
-    if task_runner not in TASK_RUNNERS:
-        raise fail(f"--task-runner {task_runner!r}: expected one of {', '.join(TASK_RUNNERS)}", ExitCode.INVALID)
-    connection = Connection.of(address, namespace, task_queue, profile=profile)
+    """Run flows and their tasks from one or more task queues until interrupted."""
+    check_task_runner(task_runner)
+    queues = list(dict.fromkeys(task_queues or [DEFAULT_TASK_QUEUE]))
+    if any(not queue.strip() for queue in queues):
+        raise fail("--task-queue: a task queue name cannot be empty", ExitCode.INVALID)
+    connection = Connection.of(address, namespace, queues[0], profile=profile)
+    if storage_dir is not None:
+        os.environ[STORAGE_ENV] = str(storage_dir)  # read by create_worker (client.worker.storage_root)
     log_to_console()
-    run_async(_serve(connection, max_concurrent_tasks, drain_timeout))
+    run_async(_serve(connection, queues, max_concurrent_tasks, drain_timeout, task_runner))
 
 
-async def _serve(connection: Connection, max_concurrent_tasks: Optional[int], drain_timeout: float) -> None:
+async def _serve(connection: Connection, queues: list[str], max_concurrent_tasks: Optional[int], drain_timeout: float,
+                 task_runner: str = "auto") -> None:
     client = await connect(connection)
-    flow_worker = create_worker(
-        client, connection.task_queue, max_concurrent_activities=max_concurrent_tasks, graceful_shutdown_s=drain_timeout
-    )
+    workers = [
+        create_worker(client, queue, max_concurrent_activities=max_concurrent_tasks, graceful_shutdown_s=drain_timeout,
+                      task_runner=task_runner)
+        for queue in queues
+    ]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    typer.echo(f"Worker polling task queue {connection.task_queue!r} on {connection.describe()}. Ctrl-C drains and stops.")
-    running = asyncio.create_task(flow_worker.run())
-    await asyncio.wait({running, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
-    if running.done():
-        running.result()  # the worker stopped by itself: surface why
-        return
+    names = ", ".join(repr(queue) for queue in queues)
+    typer.echo(f"Worker polling task queue{'s' if len(queues) > 1 else ''} {names} on {connection.describe()}. Ctrl-C drains and stops.")
+    running = {asyncio.create_task(flow_worker.run()): flow_worker for flow_worker in workers}
+    await asyncio.wait({*running, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
     typer.echo(f"Draining: running tasks get up to {drain_timeout:g}s to finish ...")
-    await flow_worker.shutdown()
+    await asyncio.gather(*(flow_worker.shutdown() for task, flow_worker in running.items() if not task.done()))
+    for task in running:
+        if task.done():
+            task.result()  # a worker that stopped by itself: surface why
     typer.echo("Worker stopped.")
