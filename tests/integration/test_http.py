@@ -80,6 +80,13 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(200, {"ok": True, "hits": self.server.hits[self.path]})
         elif self.path == "/text":
             self._send(200, "plain words", "text/plain")
+        elif self.path == "/moved":
+            self.send_response(302)
+            self.send_header("Location", "/text")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif self.path == "/whoami":
+            self._send(200, {"authorization": self.headers.get("Authorization")})
         elif self.path == "/slow":
             self._hold()
         else:
@@ -261,3 +268,40 @@ async def test_a_cancelled_request_is_aborted_within_a_second(client: Client, wo
     assert duration(slow) < 3.0, duration(slow)
     assert server.slow_closed_at is not None, "the server saw the connection closed"
     assert server.slow_closed_at - started < 3.0
+
+
+async def test_redirects_auth_and_the_task_timeout(client: Client, worker: str, server: LocalServer, tmp_path: Path):
+    flow = write_flow(tmp_path, fill("""
+        id: http_options
+        namespace: tests
+        tasks:
+          - id: followed
+            type: http
+            uri: <<url>>/moved
+          - id: not_followed
+            type: http
+            uri: <<url>>/moved
+            options: {followRedirects: false, allowedResponseCodes: [302]}
+          - id: basic
+            type: http
+            uri: <<url>>/whoami
+            options: {auth: {type: BASIC, username: ann, password: s3cret}}
+          - id: bearer
+            type: http
+            uri: <<url>>/whoami
+            options: {auth: {type: BEARER, token: "{{ flow.id }}-tok"}}
+          - id: too_slow
+            type: http
+            uri: <<url>>/slow
+            timeout: PT1S
+        """, url=server.url))
+    result = await run_flow(client, flow, worker)
+    followed = task_run(result, "followed")["outputs"]
+    assert followed["body"] == "plain words" and followed["uri"].endswith("/text")
+    not_followed = task_run(result, "not_followed")["outputs"]
+    assert not_followed["code"] == 302 and not_followed["headers"]["location"] == ["/text"]
+    assert task_run(result, "basic")["outputs"]["body"]["authorization"] == "Basic YW5uOnMzY3JldA=="
+    assert task_run(result, "bearer")["outputs"]["body"]["authorization"] == "Bearer http_options-tok"
+    too_slow = task_run(result, "too_slow")
+    assert too_slow["state"] == "FAILED" and too_slow["error"]["type"] == "Timeout", too_slow
+    assert duration(too_slow) < 3.0
