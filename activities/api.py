@@ -58,6 +58,10 @@ class CommandsRequest:
     task_runner: TaskRunner = field(default_factory=TaskRunner)
     output: list[dict[str, Any]] = field(default_factory=list)
     """Output extractors ({name, type, value}) applied to stdout (its non-protocol lines)."""
+    input_files: dict[str, Any] = field(default_factory=dict)
+    """`inputFiles`: name → text, or a stored value's reference, written into the working directory first."""
+    output_files: list[str] = field(default_factory=list)
+    """`outputFiles`: globs (relative to the working directory) whose matches are kept in the run's storage."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,8 @@ class CommandsResult:
     history by `tflow status --logs` and `tflow run --logs`."""
     extracted: dict[str, Any] = field(default_factory=dict)
     """What the output extractors found, by name."""
+    output_files: dict[str, Any] | None = None
+    """`outputFiles` matches: relative path → reference to the stored copy (None: none asked for)."""
 
 
 HTTP_ACTIVITY = "tflow.http"
@@ -149,3 +155,19 @@ class ScriptRequest:
     timeout_s: float | None = None
     output: list[dict[str, Any]] = field(default_factory=list)
     """Output extractors, as for `commands` (applied to stdout)."""
+
+
+RENDER_ACTIVITY = "tflow.render"
+"""Activity type name of rendering templates that read stored values (see :mod:`activities.render`)."""
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """Templates of one task run that read stored values, rendered on a worker (which can read them)."""
+
+    run_id: str
+    task_run_id: str
+    templates: list[str]
+    context: dict[str, Any]
+    """The task's template context as data (`temporal_flows.references.context_for_worker`)."""
+    pebble: bool = True

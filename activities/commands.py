@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from activities.api import COMMANDS_ACTIVITY, CommandsRequest, CommandsResult
 from activities.processes import ProcessOutcome, run_supervised
 from activities.protocol import ProtocolState
+from activities.storage import stage_input_files, with_storage
 
 HEARTBEAT_EVERY = 1.0
 """Seconds between heartbeats; the SDK throttles what it actually sends to the server."""
@@ -107,6 +108,7 @@ def _signal_name(number: int) -> str:
 async def _execute(request: CommandsRequest, workdir: str) -> CommandsResult:
     """Run the script and turn its outcome into a result, or a non-retryable ApplicationError."""
     state = ProtocolState()
+    stage_input_files(workdir, request.input_files)
     supervised = run_supervised(
         [*request.interpreter, build_script(request)],
         cwd=workdir,
@@ -126,7 +128,7 @@ async def _execute(request: CommandsRequest, workdir: str) -> CommandsResult:
     except OSError as exc:
         raise ApplicationError(f"Cannot run the command: {exc}", type="CommandError",
                                non_retryable=True) from exc
-    result = _result(outcome, state)
+    result = with_storage(_result(outcome, state), request, workdir, collect_files=outcome.exit_code == 0)
     if result.exit_code != 0:
         raise ApplicationError(failure_message(result), dataclasses.asdict(result),
                                type="CommandFailed", non_retryable=True)

@@ -9,12 +9,16 @@ jq (a C extension, pure: templates' `| jq`, its clock/environment builtins disab
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 from typing import Any, Sequence
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities import storage
+from client.temporal_cli import default_data_dir
 from temporal_flows.metadata import CANCEL_GRACE, HEARTBEAT_THROTTLE
 from temporal_flows.workflow import FlowWorkflow
 
@@ -37,8 +41,19 @@ def all_activities() -> list[Any]:
     from activities.commands import run_commands
     from activities.http import run_http
     from activities.ledger import record_ledger_page
+    from activities.render import render_stored
 
-    return [run_commands, run_http, record_ledger_page]
+    return [run_commands, run_http, record_ledger_page, render_stored]
+
+
+def storage_root(given: str | Path | None = None) -> Path:
+    """Where this worker keeps the runs' big values and files: `given` (`tflow worker --storage`),
+    else `$TFLOW_STORAGE`, else `<data dir>/storage`. Workers on several machines share one mount."""
+    if given:
+        return Path(given).expanduser()
+    if os.environ.get(storage.STORAGE_ENV):
+        return Path(os.environ[storage.STORAGE_ENV]).expanduser()
+    return default_data_dir() / "storage"
 
 
 def create_worker(
@@ -48,9 +63,13 @@ def create_worker(
     max_concurrent_activities: int | None = None,
     activities: Sequence[Any] | None = None,
     graceful_shutdown_s: float = 30.0,
+    storage_dir: str | Path | None = None,
 ) -> Worker:
-    """A worker that runs flows (the workflow) and their tasks (the activities) on `task_queue`."""
+    """A worker that runs flows (the workflow) and their tasks (the activities) on `task_queue`;
+    its storage (one per process: the last worker created sets it) is `storage_root(storage_dir)`."""
     from datetime import timedelta
+
+    storage.configure(storage_root(storage_dir))
 
     return Worker(
         client,

@@ -24,6 +24,8 @@ from temporal_flows.scheduler import Child, ChildResult, Group, GroupResult, Run
 from temporal_flows.tasks import TaskType, task_type
 from temporal_flows.tasks.base import Scope, TaskContext
 from temporal_flows.tasks.conditional import is_true
+from temporal_flows.references import contains_reference
+from temporal_flows.worker_render import check_no_stored_values, render_on_worker, templates_reading_stored_values
 
 PATCH_BOUNDED_CANCEL_WAIT = "bounded-cancel-wait"
 """Before it, a cancelled activity was awaited without bound (a durable timer now caps the wait)."""
@@ -88,6 +90,8 @@ class Interpreter:
         self._metrics: dict[str, list[dict[str, Any]]] = {}
         """task run id → metrics its activity reported, until the task run closes."""
         self._pure_in_a_row = 0
+        self._holds_references = False
+        """Some recorded output is a stored value's reference: templates are checked for reading one."""
 
     async def run_flow(self) -> GroupResult:
         """The flow's tasks in order, then its `errors` (after a failure) and `finally`."""
@@ -139,10 +143,14 @@ class Interpreter:
         declared = task_type(task.type)
         parent = scope.parents[0] if scope.parents else None
         task_run = self.ledger.open(task.id, task.type, parent, scope.value, scope.iteration)
-        context = self._task_context(task, task_run, scope)
+        rendered_on_worker: dict[str, Any] = {}
+        context = self._task_context(task, task_run, scope, rendered_on_worker)
         own_outputs = None
         try:
-            if task.run_if is not None and not is_true(context.render(task.run_if)):
+            unreadable = await self._render_stored_values(context, rendered_on_worker) if self._holds_references else None
+            if unreadable is not None:
+                result = unreadable
+            elif task.run_if is not None and not is_true(context.render(task.run_if)):
                 result = ChildResult(State.SKIPPED)
             elif declared.kind is TaskKind.FLOWABLE:
                 result, own_outputs = await self._run_flowable(declared, context)
@@ -183,6 +191,7 @@ class Interpreter:
             outputs = {**(own or {}), **({"winner": result.winner} if result.winner is not None else {})}
         if outputs is not None:
             self._publish(task_id, scope.values, outputs)
+            self._holds_references = self._holds_references or contains_reference(outputs)
         metrics = self._metrics.pop(task_run.id, None)
         error = result.error
         if error is not None and result.state is State.FAILED:
@@ -296,6 +305,8 @@ class Interpreter:
     async def _run_activity(self, runnable: RunnableType, context: TaskContext) -> ChildResult:
         task, task_run, scope = context.task, context.task_run, context.scope
         props = context.render(task.properties)
+        if self._holds_references:
+            check_no_stored_values(props)
         call = runnable.build(task, props, RunIdentity(self.run_id, task_run.id))
         summary = task.id if scope.value is None else f"{task.id} [{scope.value}]"
         options = activity_options(task, summary, self.limits.redispatch_limit)
@@ -357,13 +368,32 @@ class Interpreter:
 
     # -- expressions ------------------------------------------------------------------------
 
-    def _task_context(self, task: Task, task_run: TaskRun, scope: Scope) -> TaskContext:
+    async def _render_stored_values(self, context: TaskContext, rendered: dict[str, Any]) -> ChildResult | None:
+        """Templates of the task that read stored values, rendered by a worker into `rendered`
+        (the task's renders use them); the task's failure if a reference cannot be read."""
+        task, task_run = context.task, context.task_run
+        templates = templates_reading_stored_values(task, context.render)
+        if not templates:
+            return None
+        pebble = workflow.patched(PATCH_PEBBLE_TEMPLATES)
+        found = await render_on_worker(
+            task, self.run_id, task_run.id, templates, self._context(task, task_run, context.scope), pebble,
+            self.limits.redispatch_limit,
+        )
+        if isinstance(found, ChildResult):
+            return found
+        rendered.update(found)
+        return None
+
+    def _task_context(self, task: Task, task_run: TaskRun, scope: Scope, rendered: dict[str, Any] | None = None) -> TaskContext:
         def render_with(value: Any, extra: dict[str, Any] | None = None) -> Any:
             context = self._context(task, task_run, scope)
             pebble = workflow.patched(PATCH_PEBBLE_TEMPLATES)
             if not pebble:
                 context.pop("flows", None)  # a run started before Pebble forms renders as it did
-            return render(value, {**context, **extra} if extra else context, pebble)
+            if extra:
+                return render(value, {**context, **extra}, pebble)
+            return render(value, context, pebble, rendered)
 
         return TaskContext(
             task, task_run, scope, self.max_workers, render_with, lambda: workflow.random().random(), pauses=self.pauses,

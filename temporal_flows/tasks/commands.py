@@ -22,6 +22,8 @@ def build(task: Task, props: dict[str, Any], identity: RunIdentity) -> ActivityC
         fail_fast=bool(props.get("fail_fast", True)),
         timeout_s=task.timeout_s,
         output=extractors_of(props),
+        input_files=dict(props.get("input_files") or {}),
+        output_files=list(props.get("output_files") or []),
     )
     return ActivityCall(COMMANDS_ACTIVITY, request, CommandsResult)
 
@@ -29,6 +31,8 @@ def build(task: Task, props: dict[str, Any], identity: RunIdentity) -> ActivityC
 def read(result: CommandsResult | dict[str, Any]) -> RunnableOutcome:
     data = result if isinstance(result, dict) else asdict(result)
     outputs = {"exitCode": data.get("exit_code"), "vars": data.get("vars") or {}}
+    if data.get("output_files") is not None:
+        outputs["outputFiles"] = data["output_files"]  # name → reference to the stored file
     return RunnableOutcome(with_extracted(outputs, data), list(data.get("metrics") or []))
 
 
@@ -42,6 +46,8 @@ TYPE = TaskType(
         task_runner=PropertySpec("task_runner"),
         interpreter=PropertySpec("string_list"),
         fail_fast=PropertySpec("boolean"),
+        input_files=PropertySpec("mapping", description="file name → content, written into the working directory"),
+        output_files=PropertySpec("string_list", description="globs of files kept in the run's storage"),
     ),
     "shell commands in a fresh working directory",
     runnable=RunnableType(build, read),

@@ -1,0 +1,61 @@
+"""Rendering on a worker: templates that read stored values (references), which the workflow cannot
+read, render here with the workflow's own environment (`temporal_flows.expressions`), references
+read from the run's storage. A result too big for the history is stored again and returned as a
+reference; a reference that cannot be read fails the task naming its file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.api import RENDER_ACTIVITY, RenderRequest
+from activities.storage import StoredValueError, TaskStorage, read_value
+from temporal_flows.expressions import ExpressionError, reading_environment, render_string
+
+
+class _FixedNow:
+    """`now()` as the workflow saw it when it asked for the render (printed bare, the same text)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __call__(self) -> str:
+        return self.text
+
+    __str__ = __repr__ = __call__
+
+
+def render_templates(request: RenderRequest) -> dict[str, Any]:
+    """`{template: rendered text, or a reference when it is too big}`; raises ExpressionError."""
+    cache: dict[str, Any] = {}
+
+    def read(reference: dict[str, Any]) -> Any:
+        path = str(reference.get("$tflowRef"))
+        if path not in cache:
+            cache[path] = read_value(reference)
+        return cache[path]
+
+    env = reading_environment(request.pebble, read)
+    context = dict(request.context)
+    context["now"] = _FixedNow(str(context.get("now", "")))
+    if request.pebble:
+        context["flows"] = context.get("outputs", {})
+    rendered = {}
+    for template in request.templates:
+        rendered[template] = render_string(template, context, request.pebble, env=env)
+    return TaskStorage(request.run_id, request.task_run_id).shrink(rendered, prefix="rendered-")
+
+
+@activity.defn(name=RENDER_ACTIVITY)
+async def render_stored(request: RenderRequest) -> dict[str, Any]:
+    """Render in a thread (reading and rendering megabytes must not stall heartbeats of others)."""
+    try:
+        return await asyncio.to_thread(render_templates, request)
+    except ExpressionError as error:
+        unreadable = isinstance(error.__context__, StoredValueError)
+        raise ApplicationError(str(error), type="StoredValueError" if unreadable else "ExpressionError",
+                               non_retryable=True) from None

@@ -1,0 +1,206 @@
+"""The run's storage: big output values and output files, kept on disk and passed through Temporal
+as small reference objects (`temporal_flows.references`), so no payload nears the history's limits.
+
+Layout: `<root>/<run id>/<task run id>/outputs/<n>-<name>.json` (a value, as JSON) and
+`<root>/<run id>/<task run id>/files/<path>` (an `outputFiles` match). References hold the path
+relative to the root, so workers on several machines share one mount wherever it is mounted. The
+root is set once per worker process (`configure`, from `tflow worker --storage DIR`, else
+`$TFLOW_STORAGE`, else `<tflow data dir>/storage`). Nothing is removed automatically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from temporalio.exceptions import ApplicationError
+
+from activities.api import CommandsRequest, CommandsResult
+
+from temporal_flows.references import REF_KEY, describe, is_reference
+
+DEFAULT_THRESHOLD = 128 * 1024
+"""Bytes (as JSON) above which an output value goes to storage."""
+STORAGE_ENV = "TFLOW_STORAGE"
+"""Environment variable naming the storage root (shared by workers on several machines)."""
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    root: Path
+    threshold: int = DEFAULT_THRESHOLD
+
+
+_settings: StorageSettings | None = None
+
+
+def configure(root: Path | str, threshold: int = DEFAULT_THRESHOLD) -> StorageSettings:
+    """Set this worker process's storage root (created if missing) and threshold."""
+    global _settings
+    path = Path(root).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    _settings = StorageSettings(path, threshold)
+    return _settings
+
+
+def settings() -> StorageSettings:
+    """The configured storage; `$TFLOW_STORAGE` when no worker configured one."""
+    if _settings is not None:
+        return _settings
+    if os.environ.get(STORAGE_ENV):
+        return configure(os.environ[STORAGE_ENV])
+    raise ApplicationError(f"No storage configured on this worker (tflow worker --storage DIR or ${STORAGE_ENV})",
+                           type="StorageError", non_retryable=True)
+
+
+class StoredValueError(Exception):
+    """A reference that cannot be read; the message names the file."""
+
+
+@dataclass(frozen=True)
+class TaskStorage:
+    """One task run's place in the run's storage."""
+
+    run_id: str
+    task_run_id: str
+
+    @property
+    def prefix(self) -> str:
+        return f"{_safe(self.run_id)}/{_safe(self.task_run_id)}"
+
+    def store_value(self, name: str, text: str) -> dict[str, Any]:
+        """Write a JSON text as the value `name`; its reference."""
+        root = settings().root
+        folder = root / self.prefix / "outputs"
+        folder.mkdir(parents=True, exist_ok=True)
+        index = sum(1 for _ in folder.iterdir())
+        relative = f"{self.prefix}/outputs/{index}-{_safe(name)[:80]}.json"
+        data = text.encode()
+        (root / relative).write_bytes(data)
+        return {REF_KEY: relative, "size": len(data), "kind": "json"}
+
+    def store_file(self, source: Path, name: str) -> dict[str, Any]:
+        """Copy a produced file into storage under its relative `name`; its reference."""
+        relative = f"{self.prefix}/files/{name}"
+        target = settings().root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        return {REF_KEY: relative, "size": target.stat().st_size, "kind": "file"}
+
+    def shrink(self, values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        """`values` with the biggest entries stored as references until every entry and the whole
+        fit under the threshold (each entry is measured as JSON once)."""
+        threshold = settings().threshold
+        texts = {key: _json(value) for key, value in values.items()}
+        total = sum(len(text) for text in texts.values())
+        if total <= threshold:
+            return values
+        shrunk = dict(values)
+        for key in sorted(texts, key=lambda name: len(texts[name]), reverse=True):
+            if total <= threshold or len(texts[key]) < 256:
+                break
+            if is_reference(values[key]):
+                continue
+            shrunk[key] = self.store_value(f"{prefix}{key}", texts[key])
+            total -= len(texts[key])
+        return shrunk
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _safe(name: str) -> str:
+    return _UNSAFE.sub("_", str(name)) or "_"
+
+
+def path_of(reference: dict[str, Any]) -> Path:
+    """The file a reference names, inside the root (a reference never escapes it)."""
+    root = settings().root
+    relative = str(reference.get(REF_KEY) or "")
+    path = (root / relative).resolve()
+    if not relative or root not in path.parents:
+        raise StoredValueError(f"invalid stored value reference {relative!r} (outside the storage {root})")
+    return path
+
+
+def read_bytes(reference: dict[str, Any]) -> bytes:
+    path = path_of(reference)
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise StoredValueError(f"cannot read the stored value {describe(reference)} at {path}: "
+                               f"{error.strerror or error}") from None
+
+
+def read_value(reference: dict[str, Any]) -> Any:
+    """What a template sees for a reference: the value (`json`) or the file's text (`file`)."""
+    data = read_bytes(reference)
+    if reference.get("kind") == "file":
+        try:
+            return data.decode()
+        except UnicodeDecodeError:
+            raise StoredValueError(f"the stored file {path_of(reference)} is not UTF-8 text; "
+                                   "use it through inputFiles instead") from None
+    return json.loads(data)
+
+
+# -- files in a working directory ------------------------------------------------------------
+
+
+def stage_input_files(workdir: str | Path, input_files: dict[str, Any]) -> None:
+    """`inputFiles`: write each `name: content` (text, or a reference to a stored value or file)
+    into the working directory before the task runs. Shared by every runnable with a directory."""
+    base = Path(workdir).resolve()
+    for name, content in (input_files or {}).items():
+        target = (base / name).resolve()
+        if base not in target.parents:
+            raise ApplicationError(f"inputFiles: {name!r} is outside the working directory", type="InputFileError",
+                                   non_retryable=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if is_reference(content):
+                data = read_bytes(content)
+                if content.get("kind") != "file":
+                    value = json.loads(data)
+                    data = value.encode() if isinstance(value, str) else data
+                target.write_bytes(data)
+            else:
+                target.write_text(content if isinstance(content, str) else _json(content))
+        except StoredValueError as error:
+            raise ApplicationError(f"inputFiles {name!r}: {error}", type="StoredValueError", non_retryable=True) from None
+
+
+def collect_output_files(workdir: str | Path, patterns: list[str], storage: TaskStorage) -> dict[str, Any]:
+    """`outputFiles`: every file matching a glob (relative to the working directory, `**` allowed)
+    copied into storage; `{relative path: reference}`."""
+    base = Path(workdir).resolve()
+    found: dict[str, Any] = {}
+    for pattern in patterns:
+        for match in sorted(glob.glob(pattern, root_dir=base, recursive=True)):
+            path = (base / match).resolve()
+            if not path.is_file() or base not in path.parents:
+                continue
+            name = path.relative_to(base).as_posix()
+            if name not in found:
+                found[name] = storage.store_file(path, name)
+    return found
+
+
+def with_storage(result: CommandsResult, request: CommandsRequest, workdir: str | Path, collect_files: bool) -> CommandsResult:
+    """A process task's result as it travels: big `vars`/extracted values as references, and the
+    `outputFiles` matches (when `collect_files`: the task succeeded) copied into storage."""
+    storage = TaskStorage(request.run_id, request.task_run_id)
+    files = collect_output_files(workdir, request.output_files, storage) if collect_files and request.output_files else None
+    return dataclasses.replace(
+        result, vars=storage.shrink(result.vars), extracted=storage.shrink(result.extracted, prefix="extracted-"),
+        output_files=files,
+    )

@@ -1,0 +1,84 @@
+"""Templates that read stored values, rendered by a worker for the workflow (which cannot read
+storage and must not hold big values): the `tflow.render` activity (`activities.render`).
+
+Only runs whose outputs hold references take this path (the interpreter decides from the outputs
+it recorded, so replays decide the same); other runs render exactly as before.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Callable
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from activities.api import RENDER_ACTIVITY, RenderRequest
+from temporal_flows.expressions import ExpressionError, ReferenceTouched, template_strings
+from temporal_flows.ledger import State
+from temporal_flows.model import Task
+from temporal_flows.references import context_for_worker, describe, is_reference
+from temporal_flows.runnables import redispatch_policy
+from temporal_flows.scheduler import ChildResult
+
+RENDER_TIMEOUT = timedelta(minutes=5)
+PASSED_AS_FILES = ("input_files",)
+"""Properties whose values may stay references: the activity copies them from storage."""
+
+
+def templates_reading_stored_values(task: Task, render: Callable[[Any], Any]) -> list[str]:
+    """The task's templates (properties, runIf) that read a reference when rendered here."""
+    candidates = template_strings(task.properties) + ([task.run_if] if isinstance(task.run_if, str) else [])
+    touching = []
+    for template in dict.fromkeys(candidates):
+        try:
+            render(template)
+        except ReferenceTouched:
+            touching.append(template)
+        except ExpressionError:
+            pass  # fails again, with its message, when the task renders it
+    return touching
+
+
+async def render_on_worker(
+    task: Task, run_id: str, task_run_id: str, templates: list[str], context: dict[str, Any], pebble: bool,
+    redispatch_limit: int,
+) -> dict[str, Any] | ChildResult:
+    """`{template: rendered}` from a worker, or the task's failure (an unreadable reference names its file)."""
+    request = RenderRequest(run_id, task_run_id, templates, context_for_worker(context, str(context["now"])), pebble)
+    try:
+        return await workflow.execute_activity(
+            RENDER_ACTIVITY, request, result_type=dict, start_to_close_timeout=RENDER_TIMEOUT,
+            retry_policy=redispatch_policy(redispatch_limit), summary=f"render {task.id} (stored values)",
+        )
+    except ActivityError as error:
+        cause = error.cause
+        if isinstance(cause, ApplicationError):
+            return ChildResult(State.FAILED, error={"type": cause.type or "ExpressionError", "message": cause.message})
+        return ChildResult(State.FAILED, error={"type": "ExpressionError", "message": str(cause or error)})
+
+
+def check_no_stored_values(props: dict[str, Any]) -> None:
+    """A runnable's request carries no reference but in `inputFiles`: a property that renders to a
+    big value would put it in the history (and the activity expects text there)."""
+    for name, value in props.items():
+        if name in PASSED_AS_FILES:
+            continue
+        found = _first_reference(value)
+        if found is not None:
+            raise ExpressionError(
+                f"property `{name}` renders to the stored value {describe(found)}, too big to pass to a task; "
+                f"pass it as a file (inputFiles: {{name: \"{{{{ ... }}}}\"}}) instead"
+            )
+
+
+def _first_reference(value: Any) -> dict[str, Any] | None:
+    if is_reference(value):
+        return value
+    items = value.values() if type(value) is dict else value if type(value) is list else ()
+    for item in items:
+        found = _first_reference(item)
+        if found is not None:
+            return found
+    return None
+
