@@ -35,6 +35,10 @@ class TaskRunner:
     entry_point: list[str] | None = None
     host: str | None = None
     """The Docker engine to use (DOCKER_HOST), else the docker CLI's default."""
+    cpus: str | None = None
+    """`docker run --cpus` (Kestra's `cpu.cpus`)."""
+    memory: str | None = None
+    """`docker run --memory` (Kestra's `memory.memory`, e.g. `512Mb`)."""
 
 
 @dataclass(frozen=True)

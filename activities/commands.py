@@ -21,6 +21,8 @@ from temporalio.exceptions import ApplicationError
 from activities.api import COMMANDS_ACTIVITY, CommandsRequest, CommandsResult
 from activities.processes import ProcessOutcome, run_supervised
 from activities.protocol import ProtocolState
+from activities.task_log import TaskLog
+from activities.task_runners import check_runner, launch_command
 from activities.storage import stage_input_files, with_storage
 
 HEARTBEAT_EVERY = 1.0
@@ -32,8 +34,8 @@ _LOG_LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.I
 
 
 def build_script(request: CommandsRequest) -> str:
-    """The commands as one shell script, `set -e` first when the task fails fast."""
-    return ("set -e\n" if request.fail_fast else "") + "\n".join(request.commands)
+    """The commands (after `before_commands`) as one shell script, `set -e` first when the task fails fast."""
+    return ("set -e\n" if request.fail_fast else "") + "\n".join([*request.before_commands, *request.commands])
 
 
 def build_env(request: CommandsRequest) -> dict[str, str] | None:
@@ -46,16 +48,18 @@ def build_env(request: CommandsRequest) -> dict[str, str] | None:
     return env
 
 
-def _on_stdout(state: ProtocolState) -> Callable[[str], bool]:
+def _on_stdout(state: ProtocolState, log: TaskLog) -> Callable[[str], bool]:
     """Protocol lines feed the state (their logs are logged as they come); others are info logs."""
 
     def handle(line: str) -> bool:
         seen_logs, seen_ignored = len(state.logs), len(state.ignored)
         if not state.feed(line):
             activity.logger.info(line)
+            log.add("INFO", line)
             return False
         for entry in state.logs[seen_logs:]:
             activity.logger.log(_LOG_LEVELS.get(entry["level"], logging.INFO), entry["message"])
+            log.add(entry["level"], entry["message"])
         for problem in state.ignored[seen_ignored:]:
             activity.logger.warning("Ignored part of an output line: %s", problem)
         return True
@@ -63,12 +67,16 @@ def _on_stdout(state: ProtocolState) -> Callable[[str], bool]:
     return handle
 
 
-def _on_stderr(line: str) -> bool:
-    activity.logger.warning(line)
-    return False
+def _on_stderr(log: TaskLog) -> Callable[[str], bool]:
+    def handle(line: str) -> bool:
+        activity.logger.warning(line)
+        log.add("WARN", line)
+        return False
+
+    return handle
 
 
-def _result(outcome: ProcessOutcome, state: ProtocolState) -> CommandsResult:
+def _result(outcome: ProcessOutcome, state: ProtocolState, log: TaskLog) -> CommandsResult:
     return CommandsResult(
         exit_code=outcome.exit_code,
         vars=state.vars,
@@ -76,6 +84,7 @@ def _result(outcome: ProcessOutcome, state: ProtocolState) -> CommandsResult:
         logs=state.logs,
         stdout_tail=outcome.stdout_tail,
         stderr_tail=outcome.stderr_tail,
+        log_lines=log.entries(),
     )
 
 
@@ -93,9 +102,10 @@ def failure_message(result: CommandsResult) -> str:
     return f"{head}: {detail}" if detail else head
 
 
-def _result_of_timeout(state: ProtocolState) -> dict:
+def _result_of_timeout(state: ProtocolState, log: TaskLog) -> dict:
     """Failure details of a timed-out task: what its output protocol had reported so far."""
-    return dataclasses.asdict(CommandsResult(exit_code=-1, vars=state.vars, metrics=state.metrics, logs=state.logs))
+    return dataclasses.asdict(CommandsResult(exit_code=-1, vars=state.vars, metrics=state.metrics, logs=state.logs,
+                                             log_lines=log.entries()))
 
 
 def _signal_name(number: int) -> str:
@@ -107,14 +117,16 @@ def _signal_name(number: int) -> str:
 
 async def _execute(request: CommandsRequest, workdir: str) -> CommandsResult:
     """Run the script and turn its outcome into a result, or a non-retryable ApplicationError."""
-    state = ProtocolState()
+    state, log = ProtocolState(), TaskLog()
+    argv, env = launch_command(request.task_runner, request.task_run_id, [*request.interpreter, build_script(request)],
+                               workdir, request.env, build_env(request))
     stage_input_files(workdir, request.input_files)
     supervised = run_supervised(
-        [*request.interpreter, build_script(request)],
+        argv,
         cwd=workdir,
-        env=build_env(request),
-        on_stdout=_on_stdout(state),
-        on_stderr=_on_stderr,
+        env=env,
+        on_stdout=_on_stdout(state, log),
+        on_stderr=_on_stderr(log),
         heartbeat=activity.heartbeat,
         heartbeat_every=HEARTBEAT_EVERY,
     )
@@ -123,12 +135,12 @@ async def _execute(request: CommandsRequest, workdir: str) -> CommandsResult:
         # fails the task for good instead of looking like a dead worker to Temporal.
         outcome = await asyncio.wait_for(supervised, timeout=request.timeout_s)
     except asyncio.TimeoutError:  # before OSError: TimeoutError is an OSError since 3.11
-        raise ApplicationError(f"Task timed out after {request.timeout_s:g}s", _result_of_timeout(state),
+        raise ApplicationError(f"Task timed out after {request.timeout_s:g}s", _result_of_timeout(state, log),
                                type="Timeout", non_retryable=True) from None
     except OSError as exc:
         raise ApplicationError(f"Cannot run the command: {exc}", type="CommandError",
                                non_retryable=True) from exc
-    result = with_storage(_result(outcome, state), request, workdir, collect_files=outcome.exit_code == 0)
+    result = with_storage(_result(outcome, state, log), request, workdir, collect_files=outcome.exit_code == 0)
     if result.exit_code != 0:
         raise ApplicationError(failure_message(result), dataclasses.asdict(result),
                                type="CommandFailed", non_retryable=True)
@@ -156,6 +168,7 @@ async def _run(request: CommandsRequest) -> CommandsResult:
     if not request.interpreter:
         raise ApplicationError("A commands task needs an interpreter", type="CommandError",
                                non_retryable=True)
+    check_runner(request.task_id, request.task_runner)
     owned = request.working_directory is None
     workdir = tempfile.mkdtemp(prefix="tflow-") if owned else _given_workdir(request.working_directory)
     try:

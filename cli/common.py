@@ -11,6 +11,7 @@ import typer
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
+from activities.task_runners import WORKER_TASK_RUNNERS
 from client.connection import ConnectionConfigError, TemporalUnreachable
 from client.subflows import resolve_subflows
 from temporal_flows.loader import LoadedFlow, load_flow
@@ -49,6 +50,10 @@ ProfileOption = typer.Option(
 TaskQueueOption = typer.Option(
     DEFAULT_TASK_QUEUE, "--task-queue", envvar="TFLOW_TASK_QUEUE", help="Task queue of the flow workers.", show_envvar=True
 )
+TaskRunnerOption = typer.Option(
+    "auto", "--task-runner", envvar="TFLOW_TASK_RUNNER", show_envvar=True,
+    help="auto: each task as it declares (Docker needs a reachable engine) | process: Docker tasks run as local processes.",
+)
 UiUrlOption = typer.Option(
     None, "--ui-url", envvar="TEMPORAL_UI_URL",
     help="Base URL of the Temporal Web UI (default: known for Temporal Cloud and a local dev server, else unknown).",
@@ -65,6 +70,12 @@ def key_value_pairs(items: list[str], option: str) -> dict[str, str]:
             raise fail(f"{option} {item!r}: expected key=value", ExitCode.INVALID)
         pairs[key.strip()] = value
     return pairs
+
+
+def check_task_runner(value: str) -> None:
+    """Exit 2 on a `--task-runner` other than auto | process."""
+    if value not in WORKER_TASK_RUNNERS:
+        raise fail(f"--task-runner {value!r}: expected one of {', '.join(WORKER_TASK_RUNNERS)}", ExitCode.INVALID)
 
 
 def fail(message: str, code: int) -> typer.Exit:

@@ -182,3 +182,18 @@ def print_result(result: dict[str, Any]) -> None:
         typer.secho(f"Error{where}: {error.get('message')}", fg=typer.colors.RED)
     if "ui_url" in result:
         typer.echo(ui_line(result["ui_url"]))
+
+
+_LEVEL_COLORS = {"WARN": typer.colors.YELLOW, "ERROR": typer.colors.RED, "DEBUG": typer.colors.BRIGHT_BLACK,
+                 "TRACE": typer.colors.BRIGHT_BLACK}
+
+
+def print_attempt_log(attempt: Any) -> None:
+    """One attempt's log (`client.task_logs.AttemptLog`) under a header naming its task run."""
+    lines = attempt.lines
+    count = f"{len(lines)} line{'s' if len(lines) != 1 else ''}" if lines else "no output"
+    typer.secho(f"  ── {attempt.label} · attempt {attempt.attempt} · {attempt.state} · {count}", fg=typer.colors.BRIGHT_BLACK)
+    for line in lines:
+        clock = str(line.get("timestamp", ""))[11:23]
+        level = str(line.get("level", "INFO"))
+        typer.echo(f"     {clock} " + typer.style(f"{level:<5}", fg=_LEVEL_COLORS.get(level)) + f" {line.get('message', '')}")

@@ -11,7 +11,7 @@ import asyncio
 import json
 import signal
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -26,7 +26,9 @@ from cli.common import (
     NamespaceOption,
     ProfileOption,
     TaskQueueOption,
+    TaskRunnerOption,
     UiUrlOption,
+    check_task_runner,
     exit_code_for,
     fail,
     find_subflows,
@@ -35,7 +37,7 @@ from cli.common import (
     log_to_file,
     run_async,
 )
-from cli.progress import ProgressPrinter, print_result, ui_line
+from cli.progress import ProgressPrinter, print_attempt_log, print_result, ui_line
 from client.connection import cluster_settings, known_ui_base
 from client.devserver import DevServer, default_db_filename, free_port, port_is_free
 from client.temporal_cli import default_data_dir
@@ -46,9 +48,12 @@ from temporal_flows.metadata import DEFAULT_ADDRESS, DEFAULT_UI_PORT
 from temporal_flows.metadata import DEFAULT_MAX_PENDING_TASKS, DEFAULT_REDISPATCH_LIMIT
 from client.connection import Connection, TemporalUnreachable, connect
 from client.runs import live_result, read_result, start_run, ui_url, wait_result
+from client.task_logs import follow_task_logs, read_task_logs
 from client.worker import create_worker
 
 POLL_SECONDS = 0.25
+LOG_DRAIN_SECONDS = 5.0
+"""How long `--logs` may take to print the last logs once the run has ended."""
 
 
 def register(app: typer.Typer) -> None:
@@ -72,8 +77,11 @@ def run(
     task_queue: str = TaskQueueOption,
     ui_url_base: Optional[str] = UiUrlOption,
     profile: Optional[str] = ProfileOption,
+    task_runner: str = TaskRunnerOption,
+    logs: bool = typer.Option(False, "--logs", help="Show each task's output (stdout, stderr, logs) as its task run ends."),
 ) -> None:
     """Validate FLOW, run it on Temporal, and follow it until it ends."""
+    check_task_runner(task_runner)
     loaded = load_runnable(flow)
     subflows = find_subflows(loaded, flows_dir)
     labels = key_value_pairs(label, "--label")
@@ -83,8 +91,12 @@ def run(
         raise fail(
             "--detach needs a Temporal server that outlives this command: pass --address, set TEMPORAL_ADDRESS "
             "or use a config profile with an address", ExitCode.INVALID)
+    if task_runner != "auto" and cluster.address:
+        raise fail(
+            "--task-runner applies to the worker `tflow run` embeds (no Temporal address); workers of a "
+            "cluster take it as `tflow worker --task-runner process`", ExitCode.INVALID)
     limits = {"max_pending_tasks": max_pending_tasks, "redispatch_limit": redispatch_limit}
-    options = _RunOptions(loaded, run_id, max_workers, limits, as_json, detach, inputs, labels, subflows)
+    options = _RunOptions(loaded, run_id, max_workers, limits, as_json, detach, inputs, labels, subflows, task_runner, logs)
     if cluster.address:
         result = run_async(_run_on_cluster(Connection.to(cluster, task_queue, ui_url_base), options))
     else:
@@ -105,6 +117,10 @@ class _RunOptions:
     labels: dict[str, str]
     subflows: dict[str, dict[str, Any]]
     """The flows it calls as subflows, found before the start (`--flows-dir`)."""
+    task_runner: str = "auto"
+    """The embedded worker's setting for Docker tasks (`--task-runner`)."""
+    logs: bool = False
+    """Show task runs' logs as they end (`--logs`)."""
 
 
 def _resolve_inputs(loaded: LoadedFlow, inputs: list[str], inputs_file: Optional[Path]) -> dict[str, Any]:
@@ -149,7 +165,7 @@ async def _run_embedded(namespace: str, task_queue: str, options: _RunOptions) -
         address, ui_base = await _embedded_server(stack, namespace, quiet=options.as_json)
         connection = Connection(address, namespace, task_queue, ui_base)
         client = await connect(address, namespace)
-        worker = create_worker(client, task_queue)
+        worker = create_worker(client, task_queue, task_runner=options.task_runner)
         await stack.enter_async_context(worker)
         return await _start_and_follow(client, connection, options, embedded=True)
     raise AssertionError("unreachable")
@@ -201,8 +217,11 @@ async def _start_and_follow(client: Client, connection: Connection, options: _Ru
         return ExitCode.OK
     if not options.as_json:
         typer.echo(f"Run {handle.id} started. {ui_line(link)}")
-    result = await _follow(handle, show_progress=not options.as_json, embedded=embedded)
+    result = await _follow(handle, show_progress=not options.as_json, embedded=embedded,
+                           logs=options.logs and not options.as_json)
     result["ui_url"] = link
+    if options.as_json and options.logs:
+        result["logs"] = [asdict(attempt) for attempt in await read_task_logs(handle)]
     if options.as_json:
         typer.echo(json.dumps(result, indent=2))
     else:
@@ -215,10 +234,21 @@ async def _start_and_follow(client: Client, connection: Connection, options: _Ru
     return exit_code_for(result.get("state", "FAILED"))
 
 
-async def _follow(handle: WorkflowHandle[Any, Any], *, show_progress: bool, embedded: bool) -> dict[str, Any]:
-    """Wait for the result while printing progress; Ctrl-C cancels an embedded run (its worker is
-    this process) and only stops following a run on a cluster."""
+async def _print_logs(handle: WorkflowHandle[Any, Any]) -> None:
+    """Each task run attempt's log as soon as its activity closes, until the run ends."""
+    try:
+        async for attempt in follow_task_logs(handle):
+            print_attempt_log(attempt)
+    except Exception as error:  # noqa: BLE001 - logs are best effort; the result is what counts
+        typer.secho(f"warning: cannot follow the logs: {error}", err=True, fg=typer.colors.YELLOW)
+
+
+async def _follow(handle: WorkflowHandle[Any, Any], *, show_progress: bool, embedded: bool, logs: bool = False) -> dict[str, Any]:
+    """Wait for the result while printing progress (and with `logs`, each attempt's log as it
+    ends); Ctrl-C cancels an embedded run (its worker is this process) and only stops following a
+    run on a cluster."""
     printer = ProgressPrinter() if show_progress else None
+    log_task = asyncio.create_task(_print_logs(handle)) if logs else None
     result_task = asyncio.create_task(wait_result(handle))
     interrupted = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -240,9 +270,13 @@ async def _follow(handle: WorkflowHandle[Any, Any], *, show_progress: bool, embe
                     pass
             await asyncio.wait({result_task}, timeout=POLL_SECONDS)
         result = result_task.result()
+        if log_task is not None:  # it ends with the run's history: let it print the last logs
+            await asyncio.wait({log_task}, timeout=LOG_DRAIN_SECONDS)
         if printer is not None:
             printer.update(result)
         return result
     finally:
+        if log_task is not None and not log_task.done():
+            log_task.cancel()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

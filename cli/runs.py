@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import asdict
 from typing import Any, List, Optional
 
 import typer
@@ -11,10 +12,11 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli.common import AddressOption, ExitCode, NamespaceOption, ProfileOption, TaskQueueOption, UiUrlOption, fail, key_value_pairs, run_async
-from cli.progress import print_result
+from cli.progress import print_attempt_log, print_result
 from temporal_flows.metadata import WORKFLOW_TYPE, label_term, labels_search_attribute_key, search_attribute_keys
 from client.connection import Connection, connect
 from client.runs import read_result, ui_url
+from client.task_logs import AttemptLog, read_task_logs
 
 CANCEL_WAIT_SECONDS = 60.0
 
@@ -27,28 +29,45 @@ def register(app: typer.Typer) -> None:
 
 def status(
     run_id: str = typer.Argument(..., help="The run id (Temporal workflow id)."),
+    task: Optional[str] = typer.Argument(None, help="With --logs: only this task's logs."),
     as_json: bool = typer.Option(False, "--json", help="Print the SPEC §6 object."),
+    logs: bool = typer.Option(False, "--logs", help="Also print the task runs' logs (stdout, stderr, protocol logs), each attempt's."),
     address: Optional[str] = AddressOption,
     namespace: Optional[str] = NamespaceOption,
     task_queue: str = TaskQueueOption,
     ui_url_base: Optional[str] = UiUrlOption,
     profile: Optional[str] = ProfileOption,
 ) -> None:
-    """The ledger of a live or finished run."""
+    """The ledger of a live or finished run (with --logs, its task runs' logs)."""
+    if task is not None and not logs:
+        raise fail(f"unexpected argument {task!r}: a task id is given with --logs (`tflow status RUN_ID --logs TASK`)", ExitCode.INVALID)
     connection = Connection.of(address, namespace, task_queue, ui_url_base, profile)
-    result = run_async(_status(connection, run_id))
-    _print(result, as_json)
+    result, attempts = run_async(_status(connection, run_id, logs, task))
+    if logs and task is not None and not any(run["task_id"] == task for run in result.get("task_runs") or []):
+        raise fail(f"run {run_id!r} has no task run of {task!r}", ExitCode.INVALID)
+    if as_json:
+        typer.echo(json.dumps({**result, "logs": [asdict(attempt) for attempt in attempts]} if logs else result, indent=2))
+        return
+    print_result(result)
+    if logs:
+        typer.echo("")
+        for attempt in attempts:
+            print_attempt_log(attempt)
+        if not attempts:
+            typer.echo("No task logs" + (f" for task {task!r}." if task else "."))
 
 
-async def _status(connection: Connection, run_id: str) -> dict[str, Any]:
+async def _status(connection: Connection, run_id: str, logs: bool = False,
+                  task: Optional[str] = None) -> tuple[dict[str, Any], list[AttemptLog]]:
     client = await connect(connection)
     handle = client.get_workflow_handle(run_id)
     try:
         result = await read_result(handle)
+        attempts = await read_task_logs(handle, task) if logs else []
     except RPCError as error:
         raise _not_found(run_id, error) from None
     result["ui_url"] = ui_url(connection.ui_base, connection.namespace, run_id)
-    return result
+    return result, attempts
 
 
 def _not_found(run_id: str, error: RPCError) -> typer.Exit:

@@ -37,13 +37,14 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=dataclasses.replace(restrictions, invalid_module_members=members))
 
 
-def all_activities() -> list[Any]:
-    from activities.commands import run_commands
+def all_activities(task_runner: str = "auto") -> list[Any]:
+    """Every activity; `task_runner` is the worker's setting for Docker tasks (auto | process)."""
     from activities.http import run_http
     from activities.ledger import record_ledger_page
     from activities.render import render_stored
+    from activities.task_activities import ProcessActivities
 
-    return [run_commands, run_http, record_ledger_page, render_stored]
+    return [*ProcessActivities(task_runner).activities(), run_http, record_ledger_page, render_stored]
 
 
 def storage_root(given: str | Path | None = None) -> Path:
@@ -63,6 +64,7 @@ def create_worker(
     max_concurrent_activities: int | None = None,
     activities: Sequence[Any] | None = None,
     graceful_shutdown_s: float = 30.0,
+    task_runner: str = "auto",
     storage_dir: str | Path | None = None,
 ) -> Worker:
     """A worker that runs flows (the workflow) and their tasks (the activities) on `task_queue`;
@@ -75,7 +77,7 @@ def create_worker(
         client,
         task_queue=task_queue,
         workflows=[FlowWorkflow],
-        activities=list(activities if activities is not None else all_activities()),
+        activities=list(activities if activities is not None else all_activities(task_runner)),
         workflow_runner=workflow_runner(),
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=max(timedelta(seconds=graceful_shutdown_s), CANCEL_GRACE),

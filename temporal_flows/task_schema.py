@@ -11,6 +11,7 @@ from functools import cmp_to_key
 from typing import Any, Iterable
 
 from temporal_flows.dialects.tasklist import DOCKER_RUNNERS, PROCESS_RUNNERS, snake_case
+from temporal_flows.task_runners import DOCKER_OPTIONS, PULL_POLICIES
 from temporal_flows.tasks import COMMON_PROPERTIES, TYPES, PropertySpec, TaskType, resolve_type
 
 
@@ -103,9 +104,12 @@ def _task_runner_schema(task_type: TaskType) -> dict[str, Any]:
         "properties": {"type": {"enum": list(PROCESS_RUNNERS)}},
         "additionalProperties": False,
     }
-    if task_type.runs_yet:
-        return process
-    docker = {"type": "object", "required": ["type"], "properties": {"type": {"enum": list(DOCKER_RUNNERS)}}}
+    options: dict[str, Any] = {"type": {"enum": list(DOCKER_RUNNERS)}}
+    for name in DOCKER_OPTIONS:
+        camel = name.split("_")[0] + "".join(part.title() for part in name.split("_")[1:])
+        accepted = {"enum": list(PULL_POLICIES)} if name == "pull_policy" else {}
+        options[name] = options[camel] = accepted
+    docker = {"type": "object", "required": ["type"], "properties": options, "additionalProperties": False}
     return {"anyOf": [process, docker]}
 
 

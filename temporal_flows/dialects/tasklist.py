@@ -20,6 +20,7 @@ from temporal_flows.retries import BEHAVIORS, RETRY_PROPERTIES, RETRY_TYPES
 from temporal_flows.source import LoadedFlow, SourceMap, YList, YMap
 from temporal_flows.tasks import COMMON_PROPERTIES, PropertySpec, TaskType, known_type_names, resolve_type
 from temporal_flows.tasks.switch import CASE_PREFIX
+from temporal_flows.task_runners import DOCKER_RUNNERS, PROCESS_RUNNERS, docker_option_problems, normalized_runner
 from temporal_flows.triggers import check_triggers
 
 FLOW_KEYS = (
@@ -27,8 +28,6 @@ FLOW_KEYS = (
     "finally", "retry",
 )
 FLOW_KEYS_NOT_YET_SUPPORTED = ("concurrency",)
-PROCESS_RUNNERS = ("io.kestra.plugin.core.runner.Process", "Process", "process")
-DOCKER_RUNNERS = ("io.kestra.plugin.scripts.runner.docker.Docker", "Docker", "docker")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
@@ -230,6 +229,11 @@ class _Normalizer:
         for name, spec in task_type.properties.items():
             if spec.required and name not in given:
                 self.problem(node.location, f"task `{task_id}` ({task_type.name}) is missing `{name}`")
+        chosen = [name for name in task_type.one_of if name in given]
+        if task_type.one_of and len(chosen) != 1:
+            names = " or ".join(f"`{name}`" for name in task_type.one_of)
+            self.problem(node.location, f"task `{task_id}` ({task_type.name}) needs exactly one of {names}"
+                         + (f", not {len(chosen)}" if chosen else ""))
         if task_type.default_properties is not None:
             task_type.default_properties(task, node["type"])
         return task
@@ -286,7 +290,7 @@ class _Normalizer:
         elif spec.kind == "handler":
             self._handler(task, canonical, value, value_location)
         elif spec.kind == "task_runner":
-            self._task_runner(task_type, value, value_location)
+            self._task_runner(task, value, value_location)
         elif spec.kind == "inputs":  # a pause's `onResume`: declared as a flow's `inputs` are
             task.properties[canonical] = self._declarations(node, key, kind="inputs")
         else:
@@ -402,18 +406,24 @@ class _Normalizer:
             return None
         return key
 
-    def _task_runner(self, task_type: TaskType, value: Any, location: Location) -> None:
+    def _task_runner(self, task: Task, value: Any, location: Location) -> None:
+        """`taskRunner`: Process or Docker (SPEC §4), kept as the task's `task_runner` property."""
         runner = value.get("type") if isinstance(value, dict) else None
         if runner in PROCESS_RUNNERS:
             extra = sorted(set(value) - {"type"})
             if extra:
                 self.problem(location, f"unknown task runner properties {extra}")
-        elif runner in DOCKER_RUNNERS and not task_type.runs_yet:
-            return  # validated with the type's execution (SPEC §4, a later version)
+                return
         elif runner in DOCKER_RUNNERS:
-            self.problem(location, f"the Docker task runner is not supported yet for `{task_type.name}` tasks (expected `{PROCESS_RUNNERS[0]}`)")
+            problems = docker_option_problems(value)
+            for problem in problems:
+                self.problem(location, problem)
+            if problems:
+                return
         else:
             self.problem(location, f"unknown task runner {runner!r} (expected `{PROCESS_RUNNERS[0]}` or `{DOCKER_RUNNERS[0]}`)")
+            return
+        task.properties["task_runner"] = normalized_runner(value)
 
     def _check(self, spec: PropertySpec, key: str, value: Any, location: Location) -> Any:
         if spec.kind == "choice":

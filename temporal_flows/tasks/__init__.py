@@ -15,12 +15,12 @@ from temporal_flows.tasks import (
     fail,
     foreach,
     http,
-    later,
     log,
     output_values,
     parallel,
     pause,
     returns,
+    script,
     sequential,
     sleep,
     subflow,
@@ -46,7 +46,7 @@ TYPES: tuple[TaskType, ...] = (
     output_values.TYPE,
     basic.TYPE,
     subflow.TYPE,
-    later.SCRIPT,
+    script.TYPE,
     http.TYPE,
 )
 

@@ -124,6 +124,8 @@ class TaskType:
     """Fill defaults that depend on how the flow named the type (e.g. Kestra's Parallel)."""
     delegate: Callable[[Mapping[str, Any]], str | None] | None = None
     """A type decided by its fields (`basic`): the canonical type those fields select."""
+    one_of: tuple[str, ...] = ()
+    """Properties of which a task of this type sets exactly one (a script's `script` or `commands`)."""
     runs_yet: bool = True
     """False: a valid part of the language whose execution arrives in a later version; flows with
     it validate, but `tflow run` refuses to start them (saying which task and why)."""

@@ -7,8 +7,13 @@ from typing import Any
 
 from activities.api import COMMANDS_ACTIVITY, CommandsRequest, CommandsResult
 from temporal_flows.model import Task, TaskKind
+from temporal_flows.task_runners import declared_runner
 from temporal_flows.runnables import ActivityCall, RunIdentity, RunnableOutcome, RunnableType, extractors_of, with_extracted
 from temporal_flows.tasks.base import PropertySpec, TaskType, runnable_properties
+
+
+DEFAULT_IMAGE = "ubuntu:latest"
+"""The image of a Docker `commands` task that names none (Kestra's shell default)."""
 
 
 def build(task: Task, props: dict[str, Any], identity: RunIdentity) -> ActivityCall:
@@ -24,6 +29,8 @@ def build(task: Task, props: dict[str, Any], identity: RunIdentity) -> ActivityC
         output=extractors_of(props),
         input_files=dict(props.get("input_files") or {}),
         output_files=list(props.get("output_files") or []),
+        before_commands=list(props.get("before_commands") or []),
+        task_runner=declared_runner(props, DEFAULT_IMAGE),
     )
     return ActivityCall(COMMANDS_ACTIVITY, request, CommandsResult)
 
@@ -43,7 +50,10 @@ TYPE = TaskType(
     runnable_properties(
         commands=PropertySpec("string_list", required=True),
         env=PropertySpec("mapping"),
+        before_commands=PropertySpec("string_list"),
         task_runner=PropertySpec("task_runner"),
+        container_image=PropertySpec("string"),
+        docker=PropertySpec("mapping", description="Kestra's older form: {image, pullPolicy, ...}"),
         interpreter=PropertySpec("string_list"),
         fail_fast=PropertySpec("boolean"),
         input_files=PropertySpec("mapping", description="file name → content, written into the working directory"),
