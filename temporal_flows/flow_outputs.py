@@ -69,14 +69,16 @@ def _template_problems(value: Any, known_task_ids: list[str]) -> list[str]:
     return found
 
 
-def render_outputs(declared: list[dict[str, Any]], context: dict[str, Any]) -> dict[str, Any]:
+def render_outputs(
+    declared: list[dict[str, Any]], context: dict[str, Any], known: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Each output's `value` rendered with the run's context and coerced to its `type`; raise
-    `OutputError` for the first that cannot be."""
+    `OutputError` for the first that cannot be. `known`: templates a worker rendered (stored values)."""
     outputs: dict[str, Any] = {}
     for declaration in declared:
         output_id = declaration["id"]
         try:
-            rendered = render(declaration.get("value"), context)
+            rendered = render(declaration.get("value"), context, known=known)
         except ExpressionError as error:
             raise OutputError(output_id, str(error)) from None
         try:

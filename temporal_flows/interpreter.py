@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
 
-from temporal_flows.expressions import PATCH_PEBBLE_TEMPLATES, ExpressionError, render
+from temporal_flows.expressions import PATCH_PEBBLE_TEMPLATES, ExpressionError, render, template_strings
 from temporal_flows.ledger import Ledger, State, TaskRun, timestamp, worst
 from temporal_flows.metadata import CANCEL_ACK_BOUND, DEFAULT_MAX_PENDING_TASKS, DEFAULT_REDISPATCH_LIMIT, HEARTBEAT_TIMEOUT
 from temporal_flows.model import Flow, Task, TaskKind
@@ -25,7 +25,7 @@ from temporal_flows.tasks import TaskType, task_type
 from temporal_flows.tasks.base import Scope, TaskContext
 from temporal_flows.tasks.conditional import is_true
 from temporal_flows.references import contains_reference
-from temporal_flows.worker_render import check_no_stored_values, render_on_worker, templates_reading_stored_values
+from temporal_flows.worker_render import check_no_stored_values, render_on_worker, task_templates, templates_reading_stored_values
 
 PATCH_BOUNDED_CANCEL_WAIT = "bounded-cancel-wait"
 """Before it, a cancelled activity was awaited without bound (a durable timer now caps the wait)."""
@@ -372,18 +372,34 @@ class Interpreter:
         """Templates of the task that read stored values, rendered by a worker into `rendered`
         (the task's renders use them); the task's failure if a reference cannot be read."""
         task, task_run = context.task, context.task_run
-        templates = templates_reading_stored_values(task, context.render)
+        templates = templates_reading_stored_values(task_templates(task), context.render)
         if not templates:
             return None
         pebble = workflow.patched(PATCH_PEBBLE_TEMPLATES)
         found = await render_on_worker(
-            task, self.run_id, task_run.id, templates, self._context(task, task_run, context.scope), pebble,
+            task.id, self.run_id, task_run.id, templates, self._context(task, task_run, context.scope), pebble,
             self.limits.redispatch_limit,
         )
         if isinstance(found, ChildResult):
             return found
         rendered.update(found)
         return None
+
+    async def flow_templates_on_worker(self, value: Any) -> tuple[dict[str, Any], str | None]:
+        """Templates in `value` (the flow's `outputs`) that read stored values, rendered by a worker:
+        (template → rendered, None), or ({}, why a reference could not be read)."""
+        if not self._holds_references:
+            return {}, None
+        context = self.flow_context()
+        templates = templates_reading_stored_values(template_strings(value), lambda template: render(template, context))
+        if not templates:
+            return {}, None
+        found = await render_on_worker(
+            "the flow's outputs", self.run_id, "flow-outputs", templates, context, True, self.limits.redispatch_limit,
+        )
+        if isinstance(found, ChildResult):
+            return {}, (found.error or {}).get("message", "cannot render")
+        return found, None
 
     def _task_context(self, task: Task, task_run: TaskRun, scope: Scope, rendered: dict[str, Any] | None = None) -> TaskContext:
         def render_with(value: Any, extra: dict[str, Any] | None = None) -> Any:

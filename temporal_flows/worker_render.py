@@ -26,9 +26,13 @@ PASSED_AS_FILES = ("input_files",)
 """Properties whose values may stay references: the activity copies them from storage."""
 
 
-def templates_reading_stored_values(task: Task, render: Callable[[Any], Any]) -> list[str]:
-    """The task's templates (properties, runIf) that read a reference when rendered here."""
-    candidates = template_strings(task.properties) + ([task.run_if] if isinstance(task.run_if, str) else [])
+def task_templates(task: Task) -> list[str]:
+    """The templates a task renders with its own context: its properties and `runIf`."""
+    return template_strings(task.properties) + ([task.run_if] if isinstance(task.run_if, str) else [])
+
+
+def templates_reading_stored_values(candidates: list[str], render: Callable[[Any], Any]) -> list[str]:
+    """The templates among `candidates` that read a reference when rendered here."""
     touching = []
     for template in dict.fromkeys(candidates):
         try:
@@ -41,15 +45,16 @@ def templates_reading_stored_values(task: Task, render: Callable[[Any], Any]) ->
 
 
 async def render_on_worker(
-    task: Task, run_id: str, task_run_id: str, templates: list[str], context: dict[str, Any], pebble: bool,
+    label: str, run_id: str, task_run_id: str, templates: list[str], context: dict[str, Any], pebble: bool,
     redispatch_limit: int,
 ) -> dict[str, Any] | ChildResult:
-    """`{template: rendered}` from a worker, or the task's failure (an unreadable reference names its file)."""
+    """`{template: rendered}` from a worker, or the failure (an unreadable reference names its file);
+    `label` names what renders (a task id, the flow's outputs) in the activity's summary."""
     request = RenderRequest(run_id, task_run_id, templates, context_for_worker(context, str(context["now"])), pebble)
     try:
         return await workflow.execute_activity(
             RENDER_ACTIVITY, request, result_type=dict, start_to_close_timeout=RENDER_TIMEOUT,
-            retry_policy=redispatch_policy(redispatch_limit), summary=f"render {task.id} (stored values)",
+            retry_policy=redispatch_policy(redispatch_limit), summary=f"render {label} (stored values)",
         )
     except ActivityError as error:
         cause = error.cause

@@ -128,7 +128,7 @@ class FlowWorkflow:
             raise
         if request.caller_outputs:
             self._caller_outputs = _render_caller_outputs(interpreter, request.caller_outputs)
-        outcome = self._render_outputs(interpreter, outcome)
+        outcome = await self._render_outputs(interpreter, outcome)
         self._finish(outcome.state, outcome.error)
         if not await self._record_ledger():
             return self._legacy_result()
@@ -150,13 +150,16 @@ class FlowWorkflow:
         await self._record_ledger()
         raise ApplicationError(f"invalid inputs: {error}", self.summary(), type=FLOW_FAILED_ERROR, non_retryable=True)
 
-    def _render_outputs(self, interpreter: Interpreter, outcome: GroupResult) -> GroupResult:
+    async def _render_outputs(self, interpreter: Interpreter, outcome: GroupResult) -> GroupResult:
         """The flow's `outputs`, rendered after `finally` of a run that did not fail; one that
-        cannot render fails the run (SPEC §5)."""
+        cannot render fails the run (SPEC §5). Templates reading stored values render on a worker."""
         if not self._flow or not self._flow.outputs or outcome.state not in (State.SUCCESS, State.WARNING):
             return outcome
+        known, unreadable = await interpreter.flow_templates_on_worker([item.get("value") for item in self._flow.outputs])
+        if unreadable is not None:
+            return replace(outcome, state=State.FAILED, error={"type": "OutputError", "message": unreadable, "task_id": None})
         try:
-            self._outputs = render_outputs(self._flow.outputs, interpreter.flow_context())
+            self._outputs = render_outputs(self._flow.outputs, interpreter.flow_context(), known)
         except OutputError as error:
             return replace(outcome, state=State.FAILED, error={"type": "OutputError", "message": str(error), "task_id": None})
         return outcome

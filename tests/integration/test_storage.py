@@ -187,3 +187,25 @@ async def test_a_stored_value_as_a_runnable_property_fails_clearly(
     error = task_run(result, "echo_all")["error"]
     assert result["state"] == "FAILED"
     assert "property `commands`" in error["message"] and "inputFiles" in error["message"], error
+
+
+async def test_flow_outputs_read_stored_values(client: Client, storage_worker: str, tmp_path: Path):
+    flow = write_flow(tmp_path, fill("""
+        id: flow-outputs
+        namespace: tests.storage
+        tasks:
+          - id: produce
+            type: io.kestra.plugin.scripts.shell.Commands
+            commands:
+              - <<print_big>>
+        outputs:
+          - id: length
+            type: INT
+            value: "{{ outputs.produce.vars.data | length }}"
+          - id: small
+            type: STRING
+            value: "{{ outputs.produce.vars.small }}"
+    """, print_big=json.dumps(PRINT_BIG)))
+    result = await run_flow(client, flow, storage_worker)
+    assert result["state"] == "SUCCESS", result
+    assert result["outputs"] == {"length": BIG, "small": "7"}
