@@ -16,6 +16,10 @@ SCRIPT_ACTIVITY = "tflow.script"
 
 PROCESS_RUNNER = "process"
 DOCKER_RUNNER = "docker"
+DOCKER_UNAVAILABLE_ERROR = "DockerUnavailable"
+"""Error type of a Docker task on a worker that reaches no engine: trying again cannot help."""
+NOT_RETRIED_ERRORS = frozenset({DOCKER_UNAVAILABLE_ERROR})
+"""Error types a task's `retry` does not retry: the run fails at once instead of after its retries."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,10 @@ class ScriptRequest:
     timeout_s: float | None = None
     output: list[dict[str, Any]] = field(default_factory=list)
     """Output extractors, as for `commands` (applied to stdout)."""
+    input_files: dict[str, Any] = field(default_factory=dict)
+    """`inputFiles`, as for `commands`: written into the working directory first."""
+    output_files: list[str] = field(default_factory=list)
+    """`outputFiles`, as for `commands`: matches kept in the run's storage."""
 
 
 RENDER_ACTIVITY = "tflow.render"

@@ -48,14 +48,16 @@ def build_env(request: CommandsRequest) -> dict[str, str] | None:
     return env
 
 
-def _on_stdout(state: ProtocolState, log: TaskLog) -> Callable[[str], bool]:
-    """Protocol lines feed the state (their logs are logged as they come); others are info logs."""
+def _on_output(state: ProtocolState, log: TaskLog, level: str) -> Callable[[str], bool]:
+    """Protocol lines feed the state (their logs are logged as they come), on stdout and stderr
+    alike (Kestra's logger writes warnings to stderr); other lines are logs at `level`."""
+    python_level = _LOG_LEVELS[level]
 
     def handle(line: str) -> bool:
         seen_logs, seen_ignored = len(state.logs), len(state.ignored)
         if not state.feed(line):
-            activity.logger.info(line)
-            log.add("INFO", line)
+            activity.logger.log(python_level, line)
+            log.add(level, line)
             return False
         for entry in state.logs[seen_logs:]:
             activity.logger.log(_LOG_LEVELS.get(entry["level"], logging.INFO), entry["message"])
@@ -67,13 +69,12 @@ def _on_stdout(state: ProtocolState, log: TaskLog) -> Callable[[str], bool]:
     return handle
 
 
-def _on_stderr(log: TaskLog) -> Callable[[str], bool]:
-    def handle(line: str) -> bool:
-        activity.logger.warning(line)
-        log.add("WARN", line)
-        return False
+def _on_stdout(state: ProtocolState, log: TaskLog) -> Callable[[str], bool]:
+    return _on_output(state, log, "INFO")
 
-    return handle
+
+def _on_stderr(state: ProtocolState, log: TaskLog) -> Callable[[str], bool]:
+    return _on_output(state, log, "WARN")
 
 
 def _result(outcome: ProcessOutcome, state: ProtocolState, log: TaskLog) -> CommandsResult:
@@ -126,7 +127,7 @@ async def _execute(request: CommandsRequest, workdir: str) -> CommandsResult:
         cwd=workdir,
         env=env,
         on_stdout=_on_stdout(state, log),
-        on_stderr=_on_stderr(log),
+        on_stderr=_on_stderr(state, log),
         heartbeat=activity.heartbeat,
         heartbeat_every=HEARTBEAT_EVERY,
     )

@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.api import HTTP_ACTIVITY, HttpRequest, HttpResult
 from activities.extracting import apply_extractors
+from activities.storage import TaskStorage
 from temporal_flows.extractors import excerpt
 
 HEARTBEAT_EVERY = 1.0
@@ -80,7 +81,9 @@ async def _exchange(request: HttpRequest) -> HttpResult:
     text = raw.decode(response.encoding or "utf-8", errors="replace")
     parsed = result.body if _is_json(response) and not isinstance(result.body, str) else None
     extracted = apply_extractors(request.output, text, "response body", parsed)
-    return dataclasses.replace(result, extracted=extracted)
+    storage = TaskStorage(request.run_id, request.task_run_id)  # a body over the threshold travels as a reference
+    return dataclasses.replace(result, body=storage.shrink({"body": result.body})["body"],
+                               extracted=storage.shrink(extracted, prefix="extracted-"))
 
 
 def _content(request: HttpRequest) -> dict[str, Any]:

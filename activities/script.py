@@ -54,6 +54,7 @@ def commands_of(request: ScriptRequest, workdir: str) -> CommandsRequest:
         commands=main, before_commands=list(request.before_commands), env=script_env(request),
         interpreter=list(request.interpreter), working_directory=workdir, timeout_s=request.timeout_s,
         task_runner=request.task_runner, output=list(request.output),
+        input_files=dict(request.input_files), output_files=list(request.output_files),
     )
 
 

@@ -98,7 +98,9 @@ class TaskStorage:
     def shrink(self, values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         """`values` with the biggest entries stored as references until every entry and the whole
         fit under the threshold (each entry is measured as JSON once)."""
-        threshold = settings().threshold
+        threshold = _settings.threshold if _settings is not None else DEFAULT_THRESHOLD
+        if not values:
+            return values
         texts = {key: _json(value) for key, value in values.items()}
         total = sum(len(text) for text in texts.values())
         if total <= threshold:

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 from temporalio.exceptions import ApplicationError
 
-from activities.api import DOCKER_RUNNER, PROCESS_RUNNER, TaskRunner
+from activities.api import DOCKER_RUNNER, DOCKER_UNAVAILABLE_ERROR, PROCESS_RUNNER, TaskRunner
 
 WORKER_TASK_RUNNERS = ("auto", "process")
 """A worker's setting: `auto` runs each task as declared; `process` runs Docker tasks as processes."""
@@ -26,8 +26,6 @@ PULL_FLAGS = {"IF_NOT_PRESENT": "missing", "ALWAYS": "always", "NEVER": "never"}
 ENGINE_PROBE_TIMEOUT = 5.0
 ENGINE_CHECK_TTL = 30.0
 """Seconds an engine check is trusted, so a burst of Docker tasks probes the engine once."""
-DOCKER_UNAVAILABLE = "DockerUnavailable"
-"""Error type of a Docker task on a worker that cannot reach an engine (never retried)."""
 
 _engine_checks: dict[str | None, tuple[float, str | None]] = {}
 
@@ -91,7 +89,7 @@ def check_runner(task_id: str, runner: TaskRunner) -> None:
     reason = docker_unreachable_reason(runner.host)
     if reason is not None:
         raise ApplicationError(docker_unavailable_message(task_id, runner.image, reason),
-                               type=DOCKER_UNAVAILABLE, non_retryable=True)
+                               type=DOCKER_UNAVAILABLE_ERROR, non_retryable=True)
 
 
 def container_name(task_run_id: str) -> str:

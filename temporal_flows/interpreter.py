@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
 
+from activities.api import NOT_RETRIED_ERRORS
 from temporal_flows.expressions import PATCH_PEBBLE_TEMPLATES, ExpressionError, render, template_strings
 from temporal_flows.ledger import Ledger, State, TaskRun, timestamp, worst
 from temporal_flows.metadata import CANCEL_ACK_BOUND, DEFAULT_MAX_PENDING_TASKS, DEFAULT_REDISPATCH_LIMIT, HEARTBEAT_TIMEOUT
@@ -282,7 +283,7 @@ class Interpreter:
                 result = await self._attempt(declared, context)
             except ExpressionError as error:
                 result = _expression_failure(error)
-            if result.state is not State.FAILED or policy is None or context.cancel_requested:
+            if result.state is not State.FAILED or policy is None or context.cancel_requested or _not_retried(result):
                 break
             delay = policy.delay(task_run.attempts, context.random)
             elapsed = (workflow.now() - first_started).total_seconds()
@@ -470,6 +471,11 @@ def _current_each_output(outputs: Any, values: tuple[Any, ...]) -> Any:
 
 def _policy(retry: dict[str, Any] | None) -> RetryPolicy | None:
     return RetryPolicy.from_dict(retry) if retry else None
+
+
+def _not_retried(result: ChildResult) -> bool:
+    """A failure no retry can mend (a Docker task on workers without an engine) ends the task at once."""
+    return (result.error or {}).get("type") in NOT_RETRIED_ERRORS
 
 
 def _expression_failure(error: ExpressionError) -> ChildResult:

@@ -38,6 +38,8 @@ def build(task: Task, props: dict[str, Any], identity: RunIdentity) -> ActivityC
         task_runner=declared_runner(props, DEFAULT_IMAGE),
         timeout_s=task.timeout_s,
         output=extractors_of(props),
+        input_files=dict(props.get("input_files") or {}),
+        output_files=list(props.get("output_files") or []),
     )
     return ActivityCall(SCRIPT_ACTIVITY, request, CommandsResult)
 
@@ -56,8 +58,8 @@ TYPE = TaskType(
         task_runner=PropertySpec("task_runner"),
         container_image=PropertySpec("string"),
         docker=PropertySpec("mapping", description="Kestra's older form: {image, pullPolicy, ...}"),
-        input_files=PropertySpec("mapping"),
-        output_files=PropertySpec("string_list"),
+        input_files=PropertySpec("mapping", description="file name → content, written into the working directory"),
+        output_files=PropertySpec("string_list", description="globs of files kept in the run's storage"),
         warning_on_std_err=PropertySpec("boolean"),
     ),
     "a Python script or commands",

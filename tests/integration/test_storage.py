@@ -7,6 +7,8 @@ is the test's own directory."""
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -209,3 +211,40 @@ async def test_flow_outputs_read_stored_values(client: Client, storage_worker: s
     result = await run_flow(client, flow, storage_worker)
     assert result["state"] == "SUCCESS", result
     assert result["outputs"] == {"length": BIG, "small": "7"}
+
+
+async def test_a_big_http_body_travels_as_a_reference(client: Client, storage_worker: str, tmp_path: Path):
+    """An `http` response body over the threshold is stored; later templates read it."""
+    body = json.dumps({"items": ["z" * 100] * 3000})  # ~310 KB of JSON
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        flow = write_flow(tmp_path, fill("""
+            id: big-body
+            namespace: tests.storage
+            tasks:
+              - id: fetch
+                type: io.kestra.plugin.core.http.Request
+                uri: http://127.0.0.1:<<port>>/items
+              - id: count
+                type: io.kestra.plugin.core.debug.Return
+                format: "{{ outputs.fetch.body['items'] | length }}"
+        """, port=server.server_address[1]))
+        result, events = await run_with_history(client, flow, storage_worker)
+    finally:
+        server.shutdown()
+    assert result["state"] == "SUCCESS", result
+    assert task_run(result, "fetch")["outputs"]["body"]["$tflowRef"]
+    assert task_run(result, "count")["outputs"]["value"] == "3000"
+    assert max(size for event in events for size in payload_sizes(event)) < PAYLOAD_LIMIT
