@@ -213,6 +213,33 @@ async def test_flow_outputs_read_stored_values(client: Client, storage_worker: s
     assert result["outputs"] == {"length": BIG, "small": "7"}
 
 
+async def test_a_python_script_with_a_3mb_output_and_files(client: Client, storage_worker: str, tmp_path: Path):
+    """The acceptance with a Python `script` task (Kestra's `Kestra.outputs`), plus its files."""
+    flow = write_flow(tmp_path, fill("""
+        id: big-script
+        namespace: tests.storage
+        tasks:
+          - id: produce
+            type: io.kestra.plugin.scripts.python.Script
+            inputFiles:
+              seed.txt: "<<size>>"
+            outputFiles: ["report.txt"]
+            script: |
+              from kestra import Kestra
+              size = int(open("seed.txt").read())
+              open("report.txt", "w").write("rows: 3")
+              Kestra.outputs({"data": "y" * size})
+          - id: measure
+            type: io.kestra.plugin.core.debug.Return
+            format: "{{ outputs.produce.vars.data | length }} / {{ outputs.produce.outputFiles['report.txt'] }}"
+    """, size=BIG))
+    result, events = await run_with_history(client, flow, storage_worker)
+    assert result["state"] == "SUCCESS", result
+    assert task_run(result, "measure")["outputs"]["value"] == f"{BIG} / rows: 3"
+    largest = max(size for event in events for size in payload_sizes(event))
+    assert largest < PAYLOAD_LIMIT, f"a payload of {largest} bytes is in the history"
+
+
 async def test_a_big_http_body_travels_as_a_reference(client: Client, storage_worker: str, tmp_path: Path):
     """An `http` response body over the threshold is stored; later templates read it."""
     body = json.dumps({"items": ["z" * 100] * 3000})  # ~310 KB of JSON
