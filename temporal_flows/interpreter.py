@@ -91,7 +91,7 @@ class Interpreter:
         self._metrics: dict[str, list[dict[str, Any]]] = {}
         """task run id → metrics its activity reported, until the task run closes."""
         self._pure_in_a_row = 0
-        self._holds_references = False
+        self._holds_references = contains_reference(self.inputs)
         """Some recorded output is a stored value's reference: templates are checked for reading one."""
 
     async def run_flow(self) -> GroupResult:

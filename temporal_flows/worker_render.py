@@ -14,7 +14,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from activities.api import RENDER_ACTIVITY, RenderRequest
-from temporal_flows.expressions import ExpressionError, ReferenceTouched, template_strings
+from jinja2 import meta, nodes
+
+from temporal_flows.expressions import OUTPUT_ROOTS, ExpressionError, ReferenceTouched, environment, normalize, template_strings
 from temporal_flows.ledger import State
 from temporal_flows.model import Task
 from temporal_flows.references import context_for_worker, describe, is_reference
@@ -50,7 +52,8 @@ async def render_on_worker(
 ) -> dict[str, Any] | ChildResult:
     """`{template: rendered}` from a worker, or the failure (an unreadable reference names its file);
     `label` names what renders (a task id, the flow's outputs) in the activity's summary."""
-    request = RenderRequest(run_id, task_run_id, templates, context_for_worker(context, str(context["now"])), pebble)
+    shipped = context_for_worker(context_needed(templates, context), str(context["now"]))
+    request = RenderRequest(run_id, task_run_id, templates, shipped, pebble)
     try:
         return await workflow.execute_activity(
             RENDER_ACTIVITY, request, result_type=dict, start_to_close_timeout=RENDER_TIMEOUT,
@@ -61,6 +64,45 @@ async def render_on_worker(
         if isinstance(cause, ApplicationError):
             return ChildResult(State.FAILED, error={"type": cause.type or "ExpressionError", "message": cause.message})
         return ChildResult(State.FAILED, error={"type": "ExpressionError", "message": str(cause or error)})
+
+
+def context_needed(templates: list[str], context: dict[str, Any]) -> dict[str, Any]:
+    """The part of `context` the templates can read, so the request stays small in a big run: the
+    names they use, and of `outputs`/`tasks` only the task ids they name as constants (all of them
+    when one is read another way, e.g. `outputs[name]` or `outputs | keys`)."""
+    env = environment()
+    used: set[str] = set()
+    ids: dict[str, set[str] | None] = {}
+    for template in templates:
+        tree = env.parse(normalize(template))
+        if any(isinstance(call.node, nodes.Name) and call.node.name == "render" for call in tree.find_all(nodes.Call)):
+            return context  # `render(text)` may read anything
+        used |= meta.find_undeclared_variables(tree)
+        for root in OUTPUT_ROOTS:
+            uses = sum(1 for name in tree.find_all(nodes.Name) if name.name == root)
+            if not uses:
+                continue
+            named = [_constant_key(node) for node in tree.find_all((nodes.Getattr, nodes.Getitem))
+                     if isinstance(node.node, nodes.Name) and node.node.name == root]
+            known = {key for key in named if key is not None}
+            target = "outputs" if root == "flows" else root  # `flows` is `outputs` (rebuilt on the worker)
+            if len(known) < uses or None in named or ids.get(target, set()) is None:
+                ids[target] = None
+            else:
+                ids[target] = (ids.get(target) or set()) | known
+    if "flows" in used:
+        used.add("outputs")
+    needed = {name: value for name, value in context.items() if name in used}
+    for root, keys in ids.items():
+        if keys is not None and isinstance(needed.get(root), dict):
+            needed[root] = {key: value for key, value in needed[root].items() if key in keys}
+    return needed
+
+
+def _constant_key(node: nodes.Getattr | nodes.Getitem) -> str | None:
+    if isinstance(node, nodes.Getattr):
+        return node.attr
+    return node.arg.value if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str) else None
 
 
 def check_no_stored_values(props: dict[str, Any]) -> None:
