@@ -15,6 +15,7 @@ import sys
 import tempfile
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.api import DOCKER_RUNNER, SCRIPT_ACTIVITY, CommandsRequest, CommandsResult, ScriptRequest
 from activities.commands import run_commands
@@ -60,13 +61,17 @@ def commands_of(request: ScriptRequest, workdir: str) -> CommandsRequest:
 
 @activity.defn(name=SCRIPT_ACTIVITY)
 async def run_script(request: ScriptRequest) -> CommandsResult:
-    """Run a `script` task in a fresh working directory, removed afterwards (one per attempt)."""
+    """Run a `script` task in a fresh working directory, removed afterwards (one per attempt).
+    Like `commands`, every error ends the task once (non-retryably); only a lost worker is retried."""
     check_runner(request.task_id, request.task_runner)
-    workdir = tempfile.mkdtemp(prefix="tflow-")
     try:
-        if request.script is not None:
-            with open(os.path.join(workdir, SCRIPT_FILE), "w", encoding="utf-8") as file:
-                file.write(request.script)
-        return await run_commands(commands_of(request, workdir))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        workdir = tempfile.mkdtemp(prefix="tflow-")
+        try:
+            if request.script is not None:
+                with open(os.path.join(workdir, SCRIPT_FILE), "w", encoding="utf-8") as file:
+                    file.write(request.script)
+            return await run_commands(commands_of(request, workdir))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    except OSError as error:  # the working directory or the script's file could not be written
+        raise ApplicationError(f"Cannot prepare the script: {error}", type="CommandError", non_retryable=True) from error
