@@ -1,10 +1,10 @@
 """The contract between the interpreter workflow and the workers: activity names and payloads.
 
 Frozen dataclasses only (no behaviour), so the workflow can import this module inside Temporal's
-sandbox and both sides agree on the wire format.
+sandbox and both sides agree on the wire format. Annotations are real types, not postponed strings:
+the SDK resolves a payload dataclass's type hints on every conversion, and strings cost a compile
+and an eval each time (a third of a millisecond per `commands` task).
 """
-
-from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any

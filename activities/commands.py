@@ -176,7 +176,16 @@ async def _run(request: CommandsRequest) -> CommandsResult:
         return await _execute(request, workdir)
     finally:
         if owned:
-            shutil.rmtree(workdir, ignore_errors=True)
+            _remove_workdir(workdir)
+
+
+def _remove_workdir(path: str) -> None:
+    """Remove a task's own working directory; most tasks leave it empty, and a plain rmdir is far
+    cheaper than rmtree's walk."""
+    try:
+        os.rmdir(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _given_workdir(path: str) -> str:

@@ -2,13 +2,15 @@
 
 :func:`run_supervised` starts a command under a tiny `/bin/sh` supervisor that leads its own process
 group, streams stdout/stderr line by line, heartbeats while it waits, and on cancellation stops the
-whole group (SIGTERM, a grace period, then SIGKILL). If the worker itself is SIGKILLed, Linux sends
-the supervisor SIGHUP (PR_SET_PDEATHSIG) and the supervisor SIGKILLs its group, grandchildren included.
+whole group (SIGTERM, a grace period, then SIGKILL). If the worker itself dies (even by SIGKILL), the
+supervisor's lifeline — a pipe whose only write end the worker holds — reads end-of-file and the
+supervisor's watcher SIGKILLs the group, grandchildren included.
 
 No Python code runs between fork and exec (no `preexec_fn`): in a multi-threaded worker a forked
-child that runs Python can hang forever on a lock another thread held at fork time. The death signal
-is set by util-linux `setpriv --pdeathsig` (it survives execve), the new session by CPython's C code,
-so CPython can also use the much cheaper vfork for the spawn.
+child that runs Python can hang forever on a lock another thread held at fork time. The lifeline
+is plain stdin, the new session is set by CPython's C code, so CPython can also use the much cheaper
+vfork for the spawn, and a task costs two execs (the supervisor, the command) rather than three:
+no `setpriv` is needed for tasks (the dev server still uses it, see die_with_parent_command).
 """
 
 from __future__ import annotations
@@ -29,23 +31,31 @@ from temporal_flows.metadata import CANCEL_GRACE
 log = logging.getLogger(__name__)
 
 SUPERVISOR_SCRIPT = """\
-trap 'kill -KILL 0' HUP
-trap ':' TERM
 [ "$PPID" = "$1" ] || kill -KILL 0
 shift
+exec 3<&0 </dev/null
+{ trap '' TERM; read _ <&3; kill -KILL 0; } >/dev/null 2>&1 &
+watcher=$!
+exec 3<&-
+trap ':' TERM
 "$@" &
 child=$!
 while :; do
   wait "$child"
   status=$?
-  kill -0 "$child" 2>/dev/null || exit "$status"
+  kill -0 "$child" 2>/dev/null || break
 done
+kill -KILL "$watcher" 2>/dev/null
+wait "$watcher" 2>/dev/null
+exit "$status"
 """
-"""Group leader, run as `sh -c SCRIPT tflow-supervisor <worker pid> argv...` under `setpriv
---pdeathsig HUP`. SIGHUP (worker died) kills the whole group; if the worker died before setpriv set
-the death signal, the parent is no longer the worker pid and the group is killed at once. SIGTERM is
-survived (a trapped signal interrupts `wait`, so it loops) so that the leader exits exactly when the
-real command does."""
+"""Group leader, run as `sh -c SCRIPT tflow-supervisor <worker pid> argv...` with the worker's
+lifeline (see lifeline_fd) as stdin. If the worker already died (the parent is no longer the worker
+pid) the group is killed at once. A forked watcher (no exec) blocks reading the lifeline: it gets
+end-of-file only when the worker is gone, and then SIGKILLs the whole group; it ignores SIGTERM so a
+cancellation's grace period cannot disarm it. The command runs with /dev/null as stdin and without
+the lifeline. SIGTERM is survived by the leader (a trapped signal interrupts `wait`, so it loops) so
+that it exits exactly when the real command does, with its status; the watcher is then reaped."""
 
 EXEC_GUARD_SCRIPT = '[ "$PPID" = "$1" ] || exit 125; shift; exec "$@"'
 """Run as `sh -c SCRIPT tflow-guard <parent pid> argv...`: exec `argv` (same pid) unless the parent
@@ -106,10 +116,38 @@ def die_with_parent_command(argv: Sequence[str], sig: str = "KILL") -> list[str]
     return [*prefix, "/bin/sh", "-c", EXEC_GUARD_SCRIPT, "tflow-guard", str(os.getpid()), *argv]
 
 
+_lifeline: tuple[int, int] | None = None
+"""(read end, write end) of this process's lifeline pipe; nothing is ever written to it."""
+
+
+def lifeline_fd() -> int:
+    """The read end of a pipe whose write end only this process holds (both are close-on-exec, so
+    no spawned program inherits them; a forked Python child closes the write end): a reader gets
+    end-of-file exactly when this process is gone, however it died."""
+    global _lifeline
+    if _lifeline is None:
+        _lifeline = os.pipe()
+    return _lifeline[0]
+
+
+def _forget_lifeline_in_forked_child() -> None:
+    """A forked copy of the worker must not keep its tasks' lifeline open (it would outlive the worker)."""
+    global _lifeline
+    if _lifeline is not None:
+        for fd in _lifeline:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        _lifeline = None
+
+
+os.register_at_fork(after_in_child=_forget_lifeline_in_forked_child)
+
+
 def supervisor_command(argv: Sequence[str]) -> list[str]:
-    """The supervisor (see SUPERVISOR_SCRIPT) running `argv`, with its death signal set."""
-    return [*pdeathsig_prefix("HUP"), "/bin/sh", "-c", SUPERVISOR_SCRIPT, "tflow-supervisor",
-            str(os.getpid()), *argv]
+    """The supervisor (see SUPERVISOR_SCRIPT) running `argv`; give it lifeline_fd() as stdin."""
+    return ["/bin/sh", "-c", SUPERVISOR_SCRIPT, "tflow-supervisor", str(os.getpid()), *argv]
 
 
 @dataclass(frozen=True)
@@ -245,7 +283,7 @@ async def _spawn(protocol: _SupervisedProtocol, argv: Sequence[str], cwd: str | 
     loop = asyncio.get_running_loop()
     spawning = asyncio.ensure_future(loop.subprocess_exec(
         lambda: protocol, *supervisor_command(argv),
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=lifeline_fd(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         cwd=cwd, env=env, start_new_session=True))
     try:
         transport, _ = await asyncio.shield(spawning)

@@ -112,6 +112,8 @@ class DevServer:
     cli: Path | None = None
     log_file: Path | None = None
     headless: bool = False
+    dynamic_config: dict[str, str] = field(default_factory=dict)
+    """Extra `--dynamic-config-value KEY=VALUE` settings (e.g. the bench's single task queue partition)."""
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _log_path: Path | None = field(default=None, init=False, repr=False)
 
@@ -152,6 +154,8 @@ class DevServer:
         if self.namespace != "default":  # "default" is always created; naming it twice is redundant
             cmd += ["--namespace", self.namespace]
         cmd += ["--log-level", "warn", "--dynamic-config-value", "frontend.enableServerVersionCheck=false"]
+        for key, value in self.dynamic_config.items():
+            cmd += ["--dynamic-config-value", f"{key}={value}"]
         for name, kind in SEARCH_ATTRIBUTES.items():
             cmd += ["--search-attribute", f"{name}={kind}"]
         return cmd

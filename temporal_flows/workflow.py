@@ -7,7 +7,7 @@ run's live state. The flow definition is the workflow input, so a run never sees
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -179,7 +179,7 @@ class FlowWorkflow:
         records = [
             workflow.execute_activity(
                 LEDGER_ACTIVITY,
-                {**asdict(page), "summary": self.summary()} if index == 0 else asdict(page),
+                {**page.to_dict(), "summary": self.summary()} if index == 0 else page.to_dict(),
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(maximum_attempts=3),
                 summary=f"ledger {index + 1}/{len(pages)}",
@@ -252,7 +252,7 @@ class FlowWorkflow:
     def task_runs(self, offset: int = 0) -> dict[str, Any]:
         """The task runs from `offset` in creation order, one bounded page (see `next_offset`)."""
         page: LedgerPage = self._ledger.page(offset, LEDGER_PAGE_BYTES)
-        return asdict(page)
+        return page.to_dict()
 
 
 def _render_caller_outputs(interpreter: Interpreter, templates: dict[str, Any]) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def build(task: Task, props: dict[str, Any], identity: RunIdentity) -> ActivityC
         before_commands=list(props.get("before_commands") or []),
         task_runner=declared_runner(props, DEFAULT_IMAGE),
     )
-    return ActivityCall(COMMANDS_ACTIVITY, request, CommandsResult)
+    return ActivityCall(COMMANDS_ACTIVITY, request, dict)  # read() takes the plain dict: no dataclass round trip
 
 
 def read(result: CommandsResult | dict[str, Any]) -> RunnableOutcome:

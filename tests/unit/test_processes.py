@@ -196,7 +196,7 @@ PARENT = textwrap.dedent("""\
 
 
 def test_nothing_survives_a_sigkilled_worker(tmp_path: Path) -> None:
-    """PDEATHSIG reaches the supervisor only; its HUP trap must take the grandchildren along."""
+    """The worker's death closes the supervisor's lifeline; its watcher must take the grandchildren along."""
     pidfile = tmp_path / "pids"
     parent = subprocess.Popen([sys.executable, "-c", PARENT, str(pidfile)], cwd=ROOT,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})

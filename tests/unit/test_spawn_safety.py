@@ -1,5 +1,6 @@
 """Spawning task processes (and the dev server) runs no Python between fork and exec, and the
-death-signal guarantees hold without it: real processes, a real `setpriv`, a real Temporal binary."""
+die-with-the-worker guarantees hold without it: real processes, the tasks' lifeline pipe, a real
+`setpriv` (for the dev server), a real Temporal binary."""
 
 from __future__ import annotations
 
@@ -131,7 +132,7 @@ async def test_no_spawn_passes_preexec_fn(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_the_supervisor_kills_its_group_when_its_parent_is_not_the_expected_one(tmp_path: Path) -> None:
-    """The race guard: the worker died before setpriv set the death signal (we were reparented)."""
+    """The race guard: the worker died before the supervisor started (it was reparented)."""
     ran = tmp_path / "ran"
     supervisor = subprocess.Popen(
         ["/bin/sh", "-c", SUPERVISOR_SCRIPT, "tflow-supervisor", "1", "/bin/sh", "-c", f"touch {ran}; sleep 30"],
@@ -142,11 +143,69 @@ def test_the_supervisor_kills_its_group_when_its_parent_is_not_the_expected_one(
 
 def test_the_supervisor_runs_the_command_under_its_expected_parent(tmp_path: Path) -> None:
     ran = tmp_path / "ran"
+    read_end, write_end = os.pipe()
+    try:
+        supervisor = subprocess.Popen(
+            ["/bin/sh", "-c", SUPERVISOR_SCRIPT, "tflow-supervisor", str(os.getpid()), "/bin/sh", "-c",
+             f"touch {ran}; exit 7"], stdin=read_end, start_new_session=True)
+        assert supervisor.wait(timeout=5) == 7
+        assert ran.exists()
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_the_lifeline_closing_kills_the_group_even_during_a_sigterm_grace(tmp_path: Path) -> None:
+    """The worker's death is its lifeline's end-of-file; a SIGTERM (a cancel's grace period) before
+    that must not disarm the watcher. The command sees neither the lifeline nor an extra fd."""
+    pidfile, fds = tmp_path / "pids", tmp_path / "fds"
+    script = (f"trap '' TERM; ls -l /proc/$$/fd/ > {fds}; readlink /proc/$$/fd/0 >> {fds}; "
+              f'sleep 60 & echo "$PPID $$ $!" > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; '
+              "wait")
+    read_end, write_end = os.pipe()
     supervisor = subprocess.Popen(
-        ["/bin/sh", "-c", SUPERVISOR_SCRIPT, "tflow-supervisor", str(os.getpid()), "/bin/sh", "-c",
-         f"touch {ran}; exit 7"], start_new_session=True)
-    assert supervisor.wait(timeout=5) == 7
-    assert ran.exists()
+        ["/bin/sh", "-c", SUPERVISOR_SCRIPT, "tflow-supervisor", str(os.getpid()), "/bin/sh", "-c", script],
+        stdin=read_end, stdout=subprocess.DEVNULL, start_new_session=True)
+    lifeline = f"pipe:[{os.fstat(read_end).st_ino}]"
+    os.close(read_end)
+    try:
+        deadline = time.monotonic() + 5
+        while not pidfile.exists():
+            assert time.monotonic() < deadline, "the command never started"
+            time.sleep(0.02)
+        leader, shell, sleeper = (int(w) for w in pidfile.read_text().split())
+        assert leader == supervisor.pid
+        seen = fds.read_text()
+        assert lifeline not in seen and seen.splitlines()[-1] == "/dev/null", "the command must not hold the lifeline"
+        os.killpg(supervisor.pid, signal.SIGTERM)
+        time.sleep(0.3)
+        assert supervisor.poll() is None and not gone(shell) and not gone(sleeper)
+        os.close(write_end)
+        write_end = -1
+        assert supervisor.wait(timeout=3) == -signal.SIGKILL
+        assert wait_gone([shell, sleeper]) == []
+    finally:
+        if write_end >= 0:
+            os.close(write_end)
+        if supervisor.poll() is None:
+            os.killpg(supervisor.pid, signal.SIGKILL)
+            supervisor.wait()
+
+
+def test_a_supervisor_started_after_its_worker_died_runs_nothing(tmp_path: Path) -> None:
+    """Even with the expected parent, a lifeline already at end-of-file kills the group at once."""
+    ran = tmp_path / "ran"
+    read_end, write_end = os.pipe()
+    os.close(write_end)
+    try:
+        supervisor = subprocess.Popen(
+            ["/bin/sh", "-c", SUPERVISOR_SCRIPT, "tflow-supervisor", str(os.getpid()), "/bin/sh", "-c",
+             f"sleep 0.5; touch {ran}"], stdin=read_end, start_new_session=True)
+        assert supervisor.wait(timeout=5) == -signal.SIGKILL
+        time.sleep(0.7)
+        assert not ran.exists()
+    finally:
+        os.close(read_end)
 
 
 def test_the_exec_guard_refuses_an_unexpected_parent(tmp_path: Path) -> None:
