@@ -103,10 +103,10 @@ def failure_message(result: CommandsResult) -> str:
     return f"{head}: {detail}" if detail else head
 
 
-def _result_of_timeout(state: ProtocolState, log: TaskLog) -> dict:
-    """Failure details of a timed-out task: what its output protocol had reported so far."""
-    return dataclasses.asdict(CommandsResult(exit_code=-1, vars=state.vars, metrics=state.metrics, logs=state.logs,
-                                             log_lines=log.entries()))
+def _result_of_timeout(state: ProtocolState, log: TaskLog, request: CommandsRequest, workdir: str) -> dict:
+    """Failure details of a timed-out task: what its output protocol had reported so far (big values stored)."""
+    result = CommandsResult(exit_code=-1, vars=state.vars, metrics=state.metrics, logs=state.logs, log_lines=log.entries())
+    return dataclasses.asdict(with_storage(result, request, workdir, collect_files=False))
 
 
 def _signal_name(number: int) -> str:
@@ -136,7 +136,7 @@ async def _execute(request: CommandsRequest, workdir: str) -> CommandsResult:
         # fails the task for good instead of looking like a dead worker to Temporal.
         outcome = await asyncio.wait_for(supervised, timeout=request.timeout_s)
     except asyncio.TimeoutError:  # before OSError: TimeoutError is an OSError since 3.11
-        raise ApplicationError(f"Task timed out after {request.timeout_s:g}s", _result_of_timeout(state, log),
+        raise ApplicationError(f"Task timed out after {request.timeout_s:g}s", _result_of_timeout(state, log, request, workdir),
                                type="Timeout", non_retryable=True) from None
     except OSError as exc:
         raise ApplicationError(f"Cannot run the command: {exc}", type="CommandError",

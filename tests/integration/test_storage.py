@@ -275,3 +275,22 @@ async def test_a_big_http_body_travels_as_a_reference(client: Client, storage_wo
     assert task_run(result, "fetch")["outputs"]["body"]["$tflowRef"]
     assert task_run(result, "count")["outputs"]["value"] == "3000"
     assert max(size for event in events for size in payload_sizes(event)) < PAYLOAD_LIMIT
+
+
+async def test_a_task_timing_out_after_a_big_output_keeps_it_stored(client: Client, storage_worker: str, tmp_path: Path):
+    flow = write_flow(tmp_path, fill("""
+        id: big-then-timeout
+        namespace: tests.storage
+        tasks:
+          - id: slow
+            type: io.kestra.plugin.scripts.shell.Commands
+            timeout: PT1S
+            commands:
+              - <<print_big>>
+              - sleep 10
+    """, print_big=json.dumps(PRINT_BIG)))
+    result, events = await run_with_history(client, flow, storage_worker)
+    slow = task_run(result, "slow")
+    assert slow["state"] == "FAILED" and slow["error"]["type"] == "Timeout", slow
+    assert slow["outputs"]["vars"]["data"]["size"] >= BIG
+    assert max(size for event in events for size in payload_sizes(event)) < PAYLOAD_LIMIT
