@@ -22,7 +22,7 @@ from activities.api import COMMANDS_ACTIVITY, CommandsRequest, CommandsResult
 from activities.processes import ProcessOutcome, run_supervised
 from activities.protocol import ProtocolState
 from activities.task_log import TaskLog
-from activities.task_runners import check_runner, launch_command
+from activities.task_runners import check_runner, launch_command, remove_container
 from activities.storage import stage_input_files, with_storage
 
 HEARTBEAT_EVERY = 1.0
@@ -135,7 +135,11 @@ async def _execute(request: CommandsRequest, workdir: str) -> CommandsResult:
         # The task's own `timeout` is enforced here (the process group is killed on expiry), so it
         # fails the task for good instead of looking like a dead worker to Temporal.
         outcome = await asyncio.wait_for(supervised, timeout=request.timeout_s)
+    except asyncio.CancelledError:
+        await remove_container(argv, env)
+        raise
     except asyncio.TimeoutError:  # before OSError: TimeoutError is an OSError since 3.11
+        await remove_container(argv, env)
         raise ApplicationError(f"Task timed out after {request.timeout_s:g}s", _result_of_timeout(state, log, request, workdir),
                                type="Timeout", non_retryable=True) from None
     except OSError as exc:

@@ -8,6 +8,8 @@ command line is built here, so it is testable without an engine.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import shutil
 import subprocess
@@ -18,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from temporalio.exceptions import ApplicationError
 
 from activities.api import DOCKER_RUNNER, DOCKER_UNAVAILABLE_ERROR, PROCESS_RUNNER, TaskRunner
+
+log = logging.getLogger(__name__)
 
 WORKER_TASK_RUNNERS = ("auto", "process")
 """A worker's setting: `auto` runs each task as declared; `process` runs Docker tasks as processes."""
@@ -137,3 +141,22 @@ def launch_command(runner: TaskRunner, task_run_id: str, argv: Sequence[str], wo
         cli_env["DOCKER_HOST"] = runner.host
     return docker_command(runner, argv, workdir, sorted(str(key) for key in task_env), container_name(task_run_id)), cli_env
 
+
+
+REMOVE_TIMEOUT = 10.0
+
+
+async def remove_container(argv: Sequence[str], env: Mapping[str, str] | None) -> None:
+    """After a cancelled or timed-out `docker run` (`argv` as `launch_command` built it): remove
+    its container, which killing the docker CLI's process group leaves running. Best effort; a
+    process's `argv` needs nothing."""
+    if list(argv[:2]) != ["docker", "run"] or "--name" not in argv:
+        return
+    name = argv[list(argv).index("--name") + 1]
+    try:
+        removing = await asyncio.create_subprocess_exec(
+            "docker", "rm", "--force", name, env=dict(env) if env is not None else None,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        await asyncio.wait_for(removing.wait(), timeout=REMOVE_TIMEOUT)
+    except (OSError, asyncio.TimeoutError):
+        log.warning("could not remove the container %s", name)

@@ -22,8 +22,9 @@ from tests.support import task_run, write_flow
 FAKE_DOCKER = r"""#!/bin/sh
 # A stand-in for the docker CLI: `version` answers, `run` runs the command locally (see the test).
 if [ "$1" = version ]; then echo 27.0.0; exit 0; fi
-[ "$1" = run ] || { echo "unexpected: $*" >&2; exit 2; }
 "$FAKE_CONTAINER_BIN/python" -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@" >> "$FAKE_DOCKER_LOG"
+[ "$1" = rm ] && exit 0
+[ "$1" = run ] || { echo "unexpected: $*" >&2; exit 2; }
 shift
 workdir=
 while [ $# -gt 0 ]; do
@@ -99,3 +100,24 @@ async def test_docker_tasks_go_through_docker_run(client: Client, worker: str, t
     assert shell_run[-4:] == ["ubuntu:latest", "/bin/sh", "-c",
                               'set -e\necho before > note.txt\necho "::{\\"outputs\\": {\\"note\\": \\"$(cat note.txt)\\"}}::"']
     assert not os.path.exists(workdir), "the working directory is removed after the task"
+
+
+TIMED_OUT = """\
+id: docker_timeout
+namespace: tests
+tasks:
+  - id: slow
+    type: commands
+    timeout: PT1S
+    taskRunner: {type: Docker}
+    commands: ["sleep 30"]
+"""
+
+
+async def test_a_timed_out_docker_task_removes_its_container(client: Client, worker: str, tmp_path: Path, fake_docker: Path) -> None:
+    result = await wait_result(await start_run(client, load_flow(write_flow(tmp_path, TIMED_OUT)), task_queue=worker))
+    slow = task_run(result, "slow")
+    assert slow["state"] == "FAILED" and slow["error"]["type"] == "Timeout"
+    run, removal = [json.loads(line) for line in fake_docker.read_text().splitlines()]
+    name = run[run.index("--name") + 1]
+    assert removal == ["rm", "--force", name], "killing the docker CLI leaves the container: it is removed"
