@@ -7,7 +7,9 @@ is the test's own directory."""
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import AsyncIterator
@@ -16,10 +18,11 @@ import pytest
 import pytest_asyncio
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from client.worker import create_worker
-from tests.support import PYTHON, fill, run_flow, run_with_history, task_run, write_flow
+from tests.support import PYTHON, REPO, cli_env, fill, run_flow, run_with_history, task_run, tflow, write_flow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -294,3 +297,67 @@ async def test_a_task_timing_out_after_a_big_output_keeps_it_stored(client: Clie
     assert slow["state"] == "FAILED" and slow["error"]["type"] == "Timeout", slow
     assert slow["outputs"]["vars"]["data"]["size"] >= BIG
     assert max(size for event in events for size in payload_sizes(event)) < PAYLOAD_LIMIT
+
+
+def _activity_workers(events: list) -> dict[str, str]:
+    """Activity summary (task id, or `render <task> ...`) → identity (`<pid>@<host>`) of the worker that ran it."""
+    summaries: dict[int, str] = {}
+    found: dict[str, str] = {}
+    for event in events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            summaries[event.event_id] = json.loads(event.user_metadata.summary.data or b'""')
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            attributes = event.activity_task_started_event_attributes
+            found[summaries.get(attributes.scheduled_event_id, "?")] = attributes.identity
+    return found
+
+
+async def test_two_worker_processes_share_one_storage_directory(client: Client, temporal_address: str, tmp_path: Path):
+    """`tflow worker --storage DIR` on two workers (as on two machines sharing a mount): a value and
+    a file stored by one are read by the other."""
+    shared = tmp_path / "shared-mount"
+    suffix = uuid.uuid4().hex[:8]
+    main, other = f"main-{suffix}", f"other-{suffix}"
+    workers = []
+    for queue in (main, other):
+        with open(tmp_path / f"{queue}.log", "ab") as sink:
+            workers.append(subprocess.Popen(
+                tflow("worker", "--address", temporal_address, "--task-queue", queue, "--storage", str(shared),
+                      "--drain-timeout", "1"),
+                cwd=REPO, env=cli_env(TFLOW_HOME=str(tmp_path / "home")), stdout=sink, stderr=subprocess.STDOUT))
+    try:
+        flow = write_flow(tmp_path, fill("""
+            id: shared-storage
+            namespace: tests.storage
+            tasks:
+              - id: produce
+                type: io.kestra.plugin.scripts.shell.Commands
+                workerGroup: {key: <<other>>}
+                outputFiles: ["table.csv"]
+                commands:
+                  - printf 'k,v\\n' > table.csv
+                  - <<print_big>>
+              - id: measure
+                type: io.kestra.plugin.core.debug.Return
+                format: "{{ outputs.produce.vars.data | length }}"
+              - id: consume
+                type: io.kestra.plugin.scripts.shell.Commands
+                inputFiles:
+                  copy.csv: "{{ outputs.produce.outputFiles['table.csv'] }}"
+                commands:
+                  - test "$(cat copy.csv)" = "k,v"
+        """, other=other, print_big=json.dumps(PRINT_BIG)))
+        result, events = await run_with_history(client, flow, main)
+        assert result["state"] == "SUCCESS", result
+        assert task_run(result, "measure")["outputs"]["value"] == str(BIG)
+        ran_on = _activity_workers(events)
+        assert ran_on["produce"].startswith(f"{workers[1].pid}@"), ran_on
+        assert ran_on["render measure (stored values)"].startswith(f"{workers[0].pid}@"), ran_on
+        assert ran_on["consume"].startswith(f"{workers[0].pid}@"), ran_on
+        assert any(path.stat().st_size >= BIG for path in shared.rglob("*.json"))
+        assert not (tmp_path / "home" / "storage").exists()  # --storage, not the default
+    finally:
+        for process in workers:
+            process.terminate()
+        for process in workers:
+            process.wait(timeout=30)
