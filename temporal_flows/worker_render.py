@@ -86,7 +86,7 @@ def context_needed(templates: list[str], context: dict[str, Any]) -> dict[str, A
                      if isinstance(node.node, nodes.Name) and node.node.name == root]
             known = {key for key in named if key is not None}
             target = "outputs" if root == "flows" else root  # `flows` is `outputs` (rebuilt on the worker)
-            if len(known) < uses or None in named or ids.get(target, set()) is None:
+            if len(named) < uses or None in named or ids.get(target, set()) is None:
                 ids[target] = None
             else:
                 ids[target] = (ids.get(target) or set()) | known
