@@ -75,12 +75,16 @@ def test_embedded_run_of_seed_000_with_and_without_the_process_runner(tmp_path: 
     flow.write_text(seed_flow())
     scaled = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "tests" / "sleep_scale"), os.environ.get("PYTHONPATH")])),
               "TFLOW_TEST_SLEEP_SCALE": SLEEP_SCALE, "TFLOW_HOME": str(tmp_path)}
-    ran = run_cli("run", str(flow), "--json", "--task-runner", "process", timeout=120, **scaled)
+    ran = run_cli("run", str(flow), "--json", "--logs", "--task-runner", "process", timeout=120, **scaled)
     assert ran.returncode == 0, explain(ran)
     result = json_out(ran)
     assert result["state"] == "SUCCESS"
     assert len(task_run(result, "getPartitions")["outputs"]["vars"]["partitions"]) == 9
-    assert len(runs_of(result, "partition")) == 9
+    partitions = runs_of(result, "partition")
+    assert len(partitions) == 9
+    logs = [attempt for attempt in result["logs"] if attempt["task_id"] == "partition"]
+    assert sorted(attempt["lines"][0]["message"] for attempt in logs) == sorted(
+        f"Reading and processing partition {run['value']}" for run in partitions)
 
     if docker_unreachable_reason() is not None:
         started = time.monotonic()

@@ -156,3 +156,19 @@ def test_task_log_keeps_order_and_bounds_its_size() -> None:
     long = TaskLog()
     long.add("INFO", "x" * 100_000)
     assert len(long.entries()[0]["message"]) < 5000
+
+
+def test_an_attempt_log_prints_under_a_header_naming_its_task_run(capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.progress import print_attempt_log
+    from client.task_logs import AttemptLog
+
+    lines = [{"timestamp": "2026-11-30T10:00:01.250Z", "level": "INFO", "message": "reading"},
+             {"timestamp": "2026-11-30T10:00:02.500Z", "level": "WARN", "message": "slow disk"}]
+    print_attempt_log(AttemptLog("partition", "tr-1", "partition [file_1.parquet]", 2, "FAILED", lines))
+    print_attempt_log(AttemptLog("quiet", "tr-2", "quiet", 1, "SUCCESS", []))
+    assert capsys.readouterr().out.splitlines() == [
+        "  ── partition [file_1.parquet] · attempt 2 · FAILED · 2 lines",
+        "     10:00:01.250 INFO  reading",
+        "     10:00:02.500 WARN  slow disk",
+        "  ── quiet · attempt 1 · SUCCESS · no output",
+    ]
