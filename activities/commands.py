@@ -173,7 +173,7 @@ async def _run(request: CommandsRequest) -> CommandsResult:
     if not request.interpreter:
         raise ApplicationError("A commands task needs an interpreter", type="CommandError",
                                non_retryable=True)
-    check_runner(request.task_id, request.task_runner)
+    await check_runner(request.task_id, request.task_runner)
     owned = request.working_directory is None
     workdir = tempfile.mkdtemp(prefix="tflow-") if owned else _given_workdir(request.working_directory)
     try:

@@ -63,7 +63,7 @@ def commands_of(request: ScriptRequest, workdir: str) -> CommandsRequest:
 async def run_script(request: ScriptRequest) -> CommandsResult:
     """Run a `script` task in a fresh working directory, removed afterwards (one per attempt).
     Like `commands`, every error ends the task once (non-retryably); only a lost worker is retried."""
-    check_runner(request.task_id, request.task_runner)
+    await check_runner(request.task_id, request.task_runner)
     try:
         workdir = tempfile.mkdtemp(prefix="tflow-")
         try:

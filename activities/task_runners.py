@@ -83,14 +83,15 @@ def docker_unavailable_message(task_id: str, image: str | None, reason: str) -> 
     )
 
 
-def check_runner(task_id: str, runner: TaskRunner) -> None:
-    """Fail at once (non-retryable) when the task needs Docker and no engine is reachable."""
+async def check_runner(task_id: str, runner: TaskRunner) -> None:
+    """Fail at once (non-retryable) when the task needs Docker and no engine is reachable (the
+    probe runs in a thread: the worker's event loop never waits on the docker CLI)."""
     if runner.type != DOCKER_RUNNER:
         return
     if not runner.image:
         raise ApplicationError(f"Task `{task_id}` runs in Docker but names no `containerImage`",
                                type="CommandError", non_retryable=True)
-    reason = docker_unreachable_reason(runner.host)
+    reason = await asyncio.to_thread(docker_unreachable_reason, runner.host)
     if reason is not None:
         raise ApplicationError(docker_unavailable_message(task_id, runner.image, reason),
                                type=DOCKER_UNAVAILABLE_ERROR, non_retryable=True)

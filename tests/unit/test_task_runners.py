@@ -57,17 +57,17 @@ def test_the_worker_setting_decides_per_task_run() -> None:
         runners.effective_runner(DOCKER, "podman")
 
 
-def test_no_engine_fails_at_once_naming_the_image_and_the_way_out(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_no_engine_fails_at_once_naming_the_image_and_the_way_out(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")  # no docker CLI
     monkeypatch.setattr(runners, "_engine_checks", {})
     with pytest.raises(ApplicationError) as caught:
-        runners.check_runner("getPartitions", DOCKER)
+        await runners.check_runner("getPartitions", DOCKER)
     error = caught.value
     assert error.type == "DockerUnavailable" and error.non_retryable
     assert "`getPartitions`" in error.message and "ghcr.io/kestra-io/pydata:latest" in error.message
     assert "docker CLI is not on this worker's PATH" in error.message
     assert "tflow worker --task-runner process" in error.message
-    runners.check_runner("plain", TaskRunner())  # a process needs no engine
+    await runners.check_runner("plain", TaskRunner())  # a process needs no engine
 
 
 def test_a_docker_cli_without_engine_is_reported_with_its_error(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
