@@ -26,6 +26,8 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from activities.pidfd_process import PidfdTransport, pidfd_supported
+from activities.pidfd_process import spawn as spawn_with_pidfd
 from temporal_flows.metadata import CANCEL_GRACE
 
 log = logging.getLogger(__name__)
@@ -278,8 +280,12 @@ def kill_group(pgid: int, sig: int) -> None:
 
 
 async def _spawn(protocol: _SupervisedProtocol, argv: Sequence[str], cwd: str | None,
-                 env: Mapping[str, str] | None) -> asyncio.SubprocessTransport:
-    """Start the supervisor from the event-loop thread; a cancel mid-spawn still kills the group."""
+                 env: Mapping[str, str] | None) -> asyncio.SubprocessTransport | PidfdTransport:
+    """Start the supervisor from the event-loop thread, watched through a pidfd where the system
+    has them (no await: nothing to cancel mid-spawn), else by asyncio's child watcher (a cancel
+    mid-spawn still kills the group)."""
+    if pidfd_supported():
+        return spawn_with_pidfd(protocol, supervisor_command(argv), stdin=lifeline_fd(), cwd=cwd, env=env)
     loop = asyncio.get_running_loop()
     spawning = asyncio.ensure_future(loop.subprocess_exec(
         lambda: protocol, *supervisor_command(argv),
@@ -312,7 +318,7 @@ async def _terminate(pgid: int, exited: asyncio.Future[None], grace: float) -> N
     await asyncio.wait({exited}, timeout=grace)
 
 
-async def _cleanup(pgid: int, transport: asyncio.SubprocessTransport,
+async def _cleanup(pgid: int, transport: asyncio.SubprocessTransport | PidfdTransport,
                    protocol: _SupervisedProtocol) -> None:
     """Kill whatever is left in the group (background jobs the command left), then drain pipes."""
     kill_group(pgid, signal.SIGKILL)

@@ -227,3 +227,38 @@ def test_a_line_longer_than_the_limit_is_split(monkeypatch: pytest.MonkeyPatch) 
         splitter.feed(chunk)
     splitter.flush()
     assert lines == ["0123456789abc", "de", "xyz"]
+
+
+async def test_without_pidfds_asyncio_watches_the_supervisor_the_same_way(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path) -> None:
+    """The fallback for systems without pidfd_open: exit codes, streams, and a cancel's group kill."""
+    import activities.processes as processes
+
+    assert processes.pidfd_supported(), "this machine is expected to have pidfds (the main path)"
+    monkeypatch.setattr(processes, "pidfd_supported", lambda: False)
+    assert (await run_supervised(sh("exit 3"))).exit_code == 3
+    assert (await run_supervised(sh("kill -TERM $$"))).exit_code == 128 + signal.SIGTERM
+    out: list[str] = []
+    outcome = await run_supervised(sh("echo one; echo oops >&2"), on_stdout=out.append)
+    assert (out, outcome.stderr_tail) == (["one"], "oops")
+    pidfile = tmp_path / "pids"
+    script = f'sleep 30 & echo "$PPID $$ $!" > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; sleep 30'
+    task = asyncio.create_task(run_supervised(sh(script), grace=3))
+    pids = await read_pids(pidfile)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert wait_gone(pids) == []
+
+
+async def test_many_concurrent_tasks_leave_no_zombie_or_open_fd() -> None:
+    """Every supervisor is reaped and every pipe and pidfd closed once its task is done."""
+    fds_before = len(os.listdir("/proc/self/fd"))
+    outcomes = await asyncio.gather(*(run_supervised(sh(f"echo {i}; echo e{i} >&2")) for i in range(60)))
+    assert [o.stdout_tail for o in outcomes] == [str(i) for i in range(60)]
+    assert [o.stderr_tail for o in outcomes] == [f"e{i}" for i in range(60)]
+    await asyncio.sleep(0.2)
+    assert len(os.listdir("/proc/self/fd")) <= fds_before + 2  # the lifeline pipe, opened once
+    children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
+    assert [pid for pid in children if Path(f"/proc/{pid}/stat").exists()
+            and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"] == []
