@@ -19,6 +19,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.api import COMMANDS_ACTIVITY, CommandsRequest, CommandsResult
+from activities.extracting import TextCapture, apply_extractors
 from activities.processes import ProcessOutcome, run_supervised
 from activities.protocol import ProtocolState
 from activities.task_log import TaskLog
@@ -119,6 +120,7 @@ def _signal_name(number: int) -> str:
 async def _execute(request: CommandsRequest, workdir: str) -> CommandsResult:
     """Run the script and turn its outcome into a result, or a non-retryable ApplicationError."""
     state, log = ProtocolState(), TaskLog()
+    stdout = TextCapture("stdout") if request.output else None  # what output extractors read
     argv, env = launch_command(request.task_runner, request.task_run_id, [*request.interpreter, build_script(request)],
                                workdir, request.env, build_env(request))
     stage_input_files(workdir, request.input_files)
@@ -126,7 +128,7 @@ async def _execute(request: CommandsRequest, workdir: str) -> CommandsResult:
         argv,
         cwd=workdir,
         env=env,
-        on_stdout=_on_stdout(state, log),
+        on_stdout=stdout.watching(_on_stdout(state, log)) if stdout else _on_stdout(state, log),
         on_stderr=_on_stderr(state, log),
         heartbeat=activity.heartbeat,
         heartbeat_every=HEARTBEAT_EVERY,
@@ -145,7 +147,10 @@ async def _execute(request: CommandsRequest, workdir: str) -> CommandsResult:
     except OSError as exc:
         raise ApplicationError(f"Cannot run the command: {exc}", type="CommandError",
                                non_retryable=True) from exc
-    result = with_storage(_result(outcome, state, log), request, workdir, collect_files=outcome.exit_code == 0)
+    result = _result(outcome, state, log)
+    if stdout is not None and outcome.exit_code == 0:
+        result = dataclasses.replace(result, extracted=apply_extractors(request.output, stdout.text(), "stdout"))
+    result = with_storage(result, request, workdir, collect_files=outcome.exit_code == 0)
     if result.exit_code != 0:
         raise ApplicationError(failure_message(result), dataclasses.asdict(result),
                                type="CommandFailed", non_retryable=True)

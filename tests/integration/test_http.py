@@ -247,6 +247,48 @@ async def test_an_extractor_that_does_not_match_fails_naming_it(client: Client, 
     assert [run["task_id"] for run in result["task_runs"]] == ["missing"]
 
 
+async def test_commands_and_script_stdout_extractors(client: Client, worker: str, tmp_path: Path):
+    flow = write_flow(tmp_path, """
+        id: commands_extract
+        namespace: tests
+        tasks:
+          - id: emit
+            type: commands
+            commands:
+              - |
+                echo '::{"outputs": {"n": 1}}::'
+                echo '{"rows": [{"id": 1}, {"id": 2}], "ok": true}'
+            output:
+              - {name: data, type: json}
+              - {name: second, type: jmespath, value: "rows[1].id"}
+              - {name: raw, type: text}
+          - id: py
+            type: io.kestra.plugin.scripts.python.Script
+            script: |
+              import json
+              print(json.dumps({"total": sum(range(5))}))
+            output:
+              - {name: total, type: jmespath, value: total}
+          - id: use
+            type: commands
+            commands:
+              - echo 'not json'
+            output:
+              - {name: parsed, type: json}
+        """)
+    result = await run_flow(client, flow, worker)
+    emit = task_run(result, "emit")
+    assert emit["state"] == "SUCCESS"
+    assert emit["outputs"]["data"] == {"rows": [{"id": 1}, {"id": 2}], "ok": True}
+    assert emit["outputs"]["second"] == 2
+    assert emit["outputs"]["raw"] == '{"rows": [{"id": 1}, {"id": 2}], "ok": true}', "protocol lines are not output text"
+    assert emit["outputs"]["vars"] == {"n": 1}
+    assert task_run(result, "py")["outputs"]["total"] == 10, "a script's stdout is read the same way"
+    use = task_run(result, "use")
+    assert use["state"] == "FAILED" and use["error"]["type"] == "ExtractorFailed"
+    assert "`parsed`" in use["error"]["message"] and "not json" in use["error"]["message"]
+
+
 async def test_a_cancelled_request_is_aborted_within_a_second(client: Client, worker: str, server: LocalServer, tmp_path: Path):
     flow = write_flow(tmp_path, fill("""
         id: http_cancel
