@@ -85,6 +85,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Location", "/text")
             self.send_header("Content-Length", "0")
             self.end_headers()
+        elif self.path == "/big":
+            self._send(200, "x" * (1024 * 1024 + 1), "text/plain")
         elif self.path == "/whoami":
             self._send(200, {"authorization": self.headers.get("Authorization")})
         elif self.path == "/slow":
@@ -211,15 +213,27 @@ async def test_allowed_status_and_connection_errors(client: Client, worker: str,
             options: {allowFailed: true}
           - id: unreachable
             type: http
+            allowFailure: true
             uri: http://127.0.0.1:9/never
+          - id: too_big
+            type: http
+            allowFailure: true
+            uri: <<url>>/big
+          - id: capped
+            type: http
+            uri: <<url>>/text
+            options: {maxContentLength: 5}
         """, url=server.url))
     result = await run_flow(client, flow, worker)
     assert task_run(result, "tolerated")["state"] == "SUCCESS"
     assert task_run(result, "tolerated")["outputs"]["body"] == "database down: connection refused by db-7"
     assert task_run(result, "kestra_style")["outputs"]["code"] == 404
     unreachable = task_run(result, "unreachable")
-    assert unreachable["state"] == "FAILED" and unreachable["error"]["type"] == "ConnectionError"
+    assert unreachable["state"] == "WARNING" and unreachable["error"]["type"] == "ConnectionError"
     assert "127.0.0.1:9" in unreachable["error"]["message"]
+    too_big = task_run(result, "too_big")
+    assert too_big["error"]["type"] == "ResponseTooLarge" and "1024 KiB" in too_big["error"]["message"]
+    assert task_run(result, "capped")["error"]["type"] == "ResponseTooLarge", "maxContentLength lowers the cap"
 
 
 async def test_an_extractor_that_does_not_match_fails_naming_it(client: Client, worker: str, server: LocalServer, tmp_path: Path):
