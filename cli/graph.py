@@ -1,0 +1,42 @@
+"""`tflow graph`: the resolved graph of a flow (either dialect) as text, Mermaid or Graphviz dot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from cli.common import ExitCode, fail
+from temporal_flows.graph import build_graph
+from temporal_flows.graph_render import RENDERERS
+from temporal_flows.loader import load_flow
+from temporal_flows.problems import FlowError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("graph")(graph)
+
+
+def graph(
+    flow: Path = typer.Argument(..., help="The flow file."),
+    output_format: str = typer.Option("text", "--format", help="text | mermaid | dot"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+) -> None:
+    """Print the flow's tasks, groups and execution order (dependencies inferred from templates are
+    marked as inferred); a flow with problems prints them and exits 2, like `tflow validate`."""
+    renderer = RENDERERS.get(output_format)
+    if renderer is None:
+        raise fail(f"--format {output_format!r}: expected one of {', '.join(RENDERERS)}", ExitCode.INVALID)
+    try:
+        loaded = load_flow(flow)
+    except FlowError as error:
+        raise fail(str(error), ExitCode.INVALID) from None
+    text = renderer(build_graph(loaded.flow))
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise fail(f"--output {output}: cannot write: {error.strerror or error}", ExitCode.INVALID) from None
