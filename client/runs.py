@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError, CancelledError, TerminatedEr
 from temporalio.service import RPCError
 
 from client.subflows import resolve_subflows
+from temporal_flows.dialects.steps import STEP_FLOW_MAX_WORKERS
 from temporal_flows.loader import LoadedFlow
 from temporal_flows.metadata import (
     LEDGER_ACTIVITY,
@@ -56,6 +57,8 @@ def run_request(
     flow = loaded.flow
     if subflows is None:
         subflows = resolve_subflows(loaded)
+    if max_workers is None and flow.dialect == "steps":
+        max_workers = STEP_FLOW_MAX_WORKERS  # SPEC §3.1
     return RunRequest(
         flow=flow.to_input(), flow_hash=flow.digest(), max_workers=max_workers, inputs=dict(inputs or {}),
         labels=dict(labels or {}), subflows=subflows, **limits,

@@ -277,3 +277,39 @@ def _referenced_task_ids(tree: nodes.Template) -> set[str]:
         elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
             found.add(node.arg.value)
     return found
+
+
+def referenced_outputs(template: str, root: str = "flows") -> set[tuple[str, str | None]]:
+    """(task id, output name) for every `<root>.<id>.<name>` (or `<root>['id']['name']`) the
+    template reads, from its AST; the name is None where only `<root>.<id>` is read. A step flow's
+    dependencies are inferred from these (SPEC §3.1). Raises `ExpressionError` on a syntax error."""
+    try:
+        tree = environment().parse(normalize(template))
+    except TemplateSyntaxError as error:
+        raise ExpressionError(f"invalid expression `{template.strip()}`: {error.message}") from None
+    found: set[tuple[str, str | None]] = set()
+    named: set[int] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        inner = node.node
+        if isinstance(inner, (nodes.Getattr, nodes.Getitem)) and _is_root(inner.node, root):
+            task_id, name = _key_of(inner), _key_of(node)
+            if task_id is not None:
+                found.add((task_id, name))
+                named.add(id(inner))
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if _is_root(node.node, root) and id(node) not in named and (task_id := _key_of(node)) is not None:
+            found.add((task_id, None))
+    return found
+
+
+def _is_root(node: nodes.Node, root: str) -> bool:
+    return isinstance(node, nodes.Name) and node.name == root
+
+
+def _key_of(node: nodes.Getattr | nodes.Getitem) -> str | None:
+    """The constant name a `.attr` or `['key']` reads, or None for a computed key."""
+    if isinstance(node, nodes.Getattr):
+        return node.attr
+    if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        return node.arg.value
+    return None

@@ -21,7 +21,7 @@ from temporal_flows.model import Flow, Task, TaskKind
 from temporal_flows.pauses import Pauses
 from temporal_flows.retries import RetryPolicy
 from temporal_flows.runnables import RunIdentity, RunnableType, activity_options
-from temporal_flows.scheduler import Child, ChildResult, Group, GroupResult, RunChild, run_group
+from temporal_flows.scheduler import Child, ChildResult, Group, GroupResult, RunChild, SkipChild, run_group
 from temporal_flows.tasks import TaskType, task_type
 from temporal_flows.tasks.base import Scope, TaskContext
 from temporal_flows.tasks.conditional import is_true
@@ -33,6 +33,8 @@ PATCH_BOUNDED_CANCEL_WAIT = "bounded-cancel-wait"
 PATCH_PAUSE_IN_PURE_WORK = "pause-in-pure-work"
 """Before it, pure work never gave the worker back: 10,000 pure tasks in a row tripped the SDK's
 deadlock detector (2 s without yielding) and the workflow task failed forever."""
+PATCH_NULL_EXTRACTIONS = "null-extractions-on-failure"
+"""Before it, a failed task's extractor outputs did not exist (a template reading one failed)."""
 
 PURE_WORK_BATCH = 500
 """Pure and flowable task runs in a row before the workflow pauses on a 1 ms durable timer, so one
@@ -121,6 +123,21 @@ class Interpreter:
 
         return run_child
 
+    def _child_skipper(self, scope: Scope) -> SkipChild:
+        """How a group records a child that will never run (after a failed `on_error: skip` step):
+        a SKIPPED task run, as a false `runIf` leaves."""
+
+        def skip_child(child: Child) -> ChildResult:
+            result = ChildResult(State.SKIPPED)
+            if child.task is None or child.task.disabled:
+                return result
+            parent = scope.parents[0] if scope.parents else None
+            task_run = self.ledger.open(child.task.id, child.task.type, parent, scope.value, scope.iteration)
+            self._record(task_type(child.task.type), task_run, scope, result, None)
+            return result
+
+        return skip_child
+
     # -- one task, whatever its kind --------------------------------------------------------
 
     async def run_task(self, task: Task, scope: Scope) -> ChildResult:
@@ -162,6 +179,8 @@ class Interpreter:
         except ExpressionError as error:
             result = _expression_failure(error)
         result = self._apply_allowances(task, result)
+        if result.state is State.FAILED and task.properties.get("output") and workflow.patched(PATCH_NULL_EXTRACTIONS):
+            result = _with_null_extractions(task, result)
         self._record(declared, task_run, scope, result, own_outputs)
         return result
 
@@ -245,7 +264,7 @@ class Interpreter:
         """`finally` always runs (SPEC §3.5): also when the scope is cancelled from outside (a
         fail-fast sibling, a race won elsewhere, an enclosing timeout); then the cancellation goes on."""
         try:
-            return await run_group(group, self._child_runner(scope))
+            return await run_group(group, self._child_runner(scope), self._child_skipper(scope))
         except (asyncio.CancelledError, CancelledError):
             if final:
                 await run_group(Group.chain(final), self._child_runner(scope))
@@ -476,6 +495,14 @@ def _policy(retry: dict[str, Any] | None) -> RetryPolicy | None:
 def _not_retried(result: ChildResult) -> bool:
     """A failure no retry can mend (a Docker task on workers without an engine) ends the task at once."""
     return (result.error or {}).get("type") in NOT_RETRIED_ERRORS
+
+
+def _with_null_extractions(task: Task, result: ChildResult) -> ChildResult:
+    """A failed task's declared extractor outputs exist as null, so a dependent that goes on
+    (a step's `on_error: continue`, an `errors` task) reads null rather than fails (SPEC §3.1)."""
+    names = [item.get("name") for item in task.properties["output"] if isinstance(item, dict) and item.get("name")]
+    outputs = result.output if isinstance(result.output, dict) else {}
+    return replace(result, output={**dict.fromkeys(names), **outputs})
 
 
 def _expression_failure(error: ExpressionError) -> ChildResult:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from temporal_flows.dialects import tasklist
+from temporal_flows.dialects import steps, tasklist
 from temporal_flows.problems import FlowError, Problem
 from temporal_flows.source import LoadedFlow, SourceMap, YList, YMap, parse_yaml
 from temporal_flows.validate import validate
@@ -21,12 +21,8 @@ def load_flow_text(text: str, file: str) -> LoadedFlow:
     root = parse_yaml(text, file)
     if not isinstance(root, YMap):
         raise FlowError([Problem(file, 1, 1, "a flow must be a mapping with `id`, `namespace` and `tasks`")])
-    if "tasks" not in root and ("flow" in root or "sources" in root):
-        location = root.key_location("flow" if "flow" in root else "sources")
-        raise FlowError(
-            [Problem(file, location.line, location.column, "step flows (`sources` + `flow`) are not supported yet")]
-        )
-    loaded, problems = tasklist.normalize_flow(root, file)
+    dialect = steps if steps.is_step_flow(root) else tasklist
+    loaded, problems = dialect.normalize_flow(root, file)
     if loaded is not None:
         problems.extend(validate(loaded))
     if problems:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable
 
 from temporalio import workflow
@@ -33,6 +33,15 @@ class Strategy:
     FAIL_FAST = "fail_fast"
     BEST_EFFORT = "best_effort"
     RACE = "race"
+
+
+class OnFailure:
+    """What one child's failure does instead of its group's rule (a step's `on_error`, SPEC §3.1)."""
+
+    SKIP = "skip"
+    """Its dependents, and theirs, are SKIPPED; other children go on."""
+    CONTINUE = "continue"
+    """Its dependents run as if it had succeeded."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,9 @@ class Group:
     """The flowable task this group belongs to (None for the flow's top level): errors name it."""
     only_when_jumped: frozenset[str] = frozenset()
     """Children that run only when a `Jump` targets them (tasks that are only `on_error.next`)."""
+    on_failure: dict[str, str] = field(default_factory=dict)
+    """child key → an `OnFailure` policy overriding the group's rule for that child's failure; the
+    failure is then handled (FAILED in the ledger, WARNING to the group)."""
 
     @staticmethod
     def of_tasks(tasks: list[Task], **options: Any) -> Group:
@@ -160,14 +172,21 @@ class GroupProgress:
 
 
 RunChild = Callable[[Child, "dict[str, Any] | None"], Awaitable[ChildResult]]
+SkipChild = Callable[[Child], ChildResult]
+"""Record a child that will never run (a descendant of a failed `skip` child) and say how it ended."""
+
+
+def _skipped(child: Child) -> ChildResult:
+    return ChildResult(State.SKIPPED)
 
 
 class _GroupRun:
     """One group while it runs: its plain progress plus the handles of running children."""
 
-    def __init__(self, group: Group, run_child: RunChild):
+    def __init__(self, group: Group, run_child: RunChild, skip_child: SkipChild = _skipped):
         self.group = group
         self.run_child = run_child
+        self.skip_child = skip_child
         self.order = {child.key: index for index, child in enumerate(group.children)}
         self.running: dict[str, asyncio.Task[ChildResult]] = {}
         self.finished: list[str] = []
@@ -243,12 +262,28 @@ class _GroupRun:
         ended, self.finished = sorted(self.finished, key=self.order.__getitem__), []
         for key in ended:
             result = _result_of(self.running.pop(key))
+            policy = self.group.on_failure.get(key)
+            if policy is not None and result.state is State.FAILED and not result.handled:
+                result = replace(result, handled=True)
             self.progress.results[key] = result
             self._react(key, result)
-            if result.group_state.succeeded:
+            if policy == OnFailure.SKIP and result.state is State.FAILED:
+                self._skip_dependents(key)
+            elif result.group_state.succeeded:
                 if result.jump is not None:
                     self._jump(key, result.jump)
                 self._release_dependents(key)
+
+    def _skip_dependents(self, key: str) -> None:
+        """Every child that (transitively) depends on `key` will never run: SKIPPED now."""
+        pending = list(self.dependents.get(key, ()))
+        while pending:
+            dependent = pending.pop(0)
+            if dependent in self.progress.results or dependent in self.running:
+                continue
+            child = self.group.children[self.order[dependent]]
+            self.progress.results[dependent] = self.skip_child(child)
+            pending.extend(self.dependents.get(dependent, ()))
 
     def _release_dependents(self, key: str) -> None:
         progress = self.progress
@@ -352,6 +387,7 @@ def _nothing_succeeded(group_id: str | None) -> dict[str, Any]:
     return {"type": "NoWinner", "message": "no child of the race succeeded", "task_id": group_id}
 
 
-async def run_group(group: Group, run_child: RunChild) -> GroupResult:
-    """Run `group`'s children with `run_child` and decide the group's result (see module doc)."""
-    return await _GroupRun(group, run_child).run()
+async def run_group(group: Group, run_child: RunChild, skip_child: SkipChild = _skipped) -> GroupResult:
+    """Run `group`'s children with `run_child` and decide the group's result (see module doc);
+    `skip_child` records the children a failed `skip` child keeps from running."""
+    return await _GroupRun(group, run_child, skip_child).run()

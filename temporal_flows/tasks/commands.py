@@ -24,13 +24,14 @@ def build(task: Task, props: dict[str, Any], identity: RunIdentity) -> ActivityC
         commands=list(props["commands"]),
         env=dict(props.get("env", {})),
         interpreter=list(props.get("interpreter") or ["/bin/sh", "-c"]),
+        working_directory=props.get("working_directory"),
         fail_fast=bool(props.get("fail_fast", True)),
         timeout_s=task.timeout_s,
         output=extractors_of(props),
-        input_files=dict(props.get("input_files") or {}),
-        output_files=list(props.get("output_files") or []),
         before_commands=list(props.get("before_commands") or []),
         task_runner=declared_runner(props, DEFAULT_IMAGE),
+        input_files=dict(props.get("input_files") or {}),
+        output_files=list(props.get("output_files") or []),
     )
     return ActivityCall(COMMANDS_ACTIVITY, request, dict)  # read() takes the plain dict: no dataclass round trip
 
@@ -58,6 +59,10 @@ TYPE = TaskType(
         fail_fast=PropertySpec("boolean"),
         input_files=PropertySpec("mapping", description="file name → content, written into the working directory"),
         output_files=PropertySpec("string_list", description="globs of files kept in the run's storage"),
+        working_directory=PropertySpec(
+            "string", description="run here (on the worker; kept) instead of a fresh directory: a step "
+            "flow's `process` steps run in the flow file's directory",
+        ),
     ),
     "shell commands in a fresh working directory",
     runnable=RunnableType(build, read),
