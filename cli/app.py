@@ -20,9 +20,9 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from cli import graph, resume, runs, schedules, schema, server, validate, worker, run  # noqa: F401  (each registers on `app`)
+    from cli import graph, resume, runs, schedules, schema, server, validate, webui, worker, run  # noqa: F401  (each registers on `app`)
 
-    for module in (run, validate, worker, server, runs, schema, resume, schedules, graph):
+    for module in (run, validate, worker, server, runs, schema, resume, schedules, webui, graph):
         module.register(app)
 
 

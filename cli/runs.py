@@ -13,8 +13,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from cli.common import AddressOption, ExitCode, NamespaceOption, ProfileOption, TaskQueueOption, UiUrlOption, fail, key_value_pairs, run_async
 from cli.progress import print_attempt_log, print_result
-from temporal_flows.metadata import WORKFLOW_TYPE, label_term, labels_search_attribute_key, search_attribute_keys
+from temporal_flows.metadata import label_term
 from client.connection import Connection, connect
+from client.run_list import recent_runs
 from client.runs import read_result, ui_url
 from client.task_logs import AttemptLog, read_task_logs
 
@@ -109,33 +110,7 @@ def list_runs(
 
 
 async def _list(connection: Connection, limit: int, flow_id: Optional[str], labels: dict[str, str]) -> list[dict[str, Any]]:
-    client = await connect(connection)
-    flow_key, namespace_key = search_attribute_keys()
-    labels_key = labels_search_attribute_key()
-    query = f"WorkflowType = '{WORKFLOW_TYPE}'"
-    if flow_id:
-        query += f" AND {flow_key.name} = {_quoted(flow_id)}"
-    for key, value in labels.items():
-        query += f" AND {labels_key.name} = {_quoted(label_term(key, value))}"
-    rows = []
-    async for execution in client.list_workflows(query, limit=limit):
-        attributes = execution.typed_search_attributes
-        flow = f"{attributes.get(namespace_key) or '?'}.{attributes.get(flow_key) or '?'}"
-        terms = [term.partition("=") for term in attributes.get(labels_key) or []]
-        rows.append({
-            "run_id": execution.id,
-            "flow": flow,
-            "status": execution.status.name if execution.status else "UNKNOWN",
-            "started_at": execution.start_time.isoformat(),
-            "ended_at": execution.close_time.isoformat() if execution.close_time else None,
-            "labels": {key: value for key, _, value in terms},
-        })
-    return rows
-
-
-def _quoted(text: str) -> str:
-    """A string literal of Temporal's list filter."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return await recent_runs(await connect(connection), limit, flow_id, labels)
 
 
 def cancel(

@@ -1,0 +1,213 @@
+"""The web view's server (aiohttp): the page's files, and JSON and server-sent events read from
+Temporal through the same client functions as the CLI (`client.runs`, `client.task_logs`,
+`client.run_list`). The browser never talks to Temporal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from aiohttp import web
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from client.run_list import recent_runs
+from client.runs import read_result, start_run, ui_url
+from client.task_logs import read_task_logs
+from client.webui.graph import page_graph
+from temporal_flows.inputs import InputError, resolve_inputs
+from temporal_flows.loader import LoadedFlow
+from temporal_flows.model import Flow
+
+STATIC = Path(__file__).parent / "static"
+POLL_SECONDS = 0.5
+"""How often a followed run is read again while it runs."""
+FINAL_STATES = frozenset({"SUCCESS", "WARNING", "FAILED", "CANCELLED"})
+RECENT_RUNS = 30
+
+
+@dataclass
+class WebContext:
+    """What the page is about and how to reach Temporal."""
+
+    client: Client
+    namespace: str
+    task_queue: str
+    ui_base: Optional[str] = None
+    loaded: Optional[LoadedFlow] = None
+    """Given a FLOW: its graph and inputs, and the page can start runs of it."""
+    subflows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    run_id: Optional[str] = None
+    """Given a RUN_ID: the page opens on it."""
+    flows: dict[str, Flow] = field(default_factory=dict)
+    """Each viewed run's flow, as it started (read once from its history)."""
+
+    def ui_link(self, run_id: str) -> Optional[str]:
+        return ui_url(self.ui_base, self.namespace, run_id)
+
+
+def create_app(context: WebContext) -> web.Application:
+    app = web.Application()
+    app["context"] = context
+    app.add_routes([
+        web.get("/", _index),
+        web.get("/runs/{run_id}", _index),
+        web.get("/api/context", _context),
+        web.get("/api/runs", _list),
+        web.post("/api/runs", _start),
+        web.get("/api/runs/{run_id}", _run),
+        web.get("/api/runs/{run_id}/flow", _run_flow),
+        web.get("/api/runs/{run_id}/events", _events),
+        web.get("/api/runs/{run_id}/logs", _logs),
+        web.static("/static", STATIC),
+    ])
+    return app
+
+
+def _ctx(request: web.Request) -> WebContext:
+    return request.app["context"]
+
+
+async def _index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda value: json.dumps(value, default=str))
+
+
+def _flow_data(flow: Flow) -> dict[str, Any]:
+    return {"id": flow.id, "namespace": flow.namespace, "description": flow.description,
+            "inputs": flow.inputs, "graph": page_graph(flow)}
+
+
+async def _context(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    mode = "flow" if ctx.loaded else "run" if ctx.run_id else "list"
+    return _json({"mode": mode, "namespace": ctx.namespace, "temporal_ui": ctx.ui_base, "run_id": ctx.run_id,
+                  "flow": _flow_data(ctx.loaded.flow) if ctx.loaded else None})
+
+
+async def _list(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    flow_id = request.query.get("flow") or None
+    rows = await recent_runs(ctx.client, RECENT_RUNS, flow_id)
+    return _json([{**row, "ui_url": ctx.ui_link(row["run_id"])} for row in rows])
+
+
+async def _start(request: web.Request) -> web.Response:
+    """Start a run of the page's flow with the form's inputs; problems with them come back as 400."""
+    ctx = _ctx(request)
+    if ctx.loaded is None:
+        return _json({"problems": ["this page was opened without a flow: `tflow webui FLOW` starts runs"]}, 400)
+    try:
+        body = await request.json()
+    except json.JSONDecodeError:
+        return _json({"problems": ["the request body is not JSON"]}, 400)
+    given = {name: value for name, value in (body.get("inputs") or {}).items() if value not in (None, "")}
+    try:
+        inputs = resolve_inputs(ctx.loaded.flow.inputs, given)
+    except InputError as error:
+        return _json({"problems": error.messages}, 400)
+    handle = await start_run(ctx.client, ctx.loaded, task_queue=ctx.task_queue, inputs=inputs, subflows=ctx.subflows)
+    ctx.flows[handle.id] = ctx.loaded.flow
+    return _json({"run_id": handle.id, "ui_url": ctx.ui_link(handle.id)})
+
+
+async def _run_flow(request: web.Request) -> web.Response:
+    run_id = request.match_info["run_id"]
+    try:
+        flow = await _flow_of(_ctx(request), run_id)
+    except RPCError as error:
+        return _rpc_error(run_id, error)
+    return _json(_flow_data(flow))
+
+
+async def _flow_of(ctx: WebContext, run_id: str) -> Flow:
+    """The flow a run started with: its workflow input, in the first event of its history."""
+    if run_id not in ctx.flows:
+        handle = ctx.client.get_workflow_handle(run_id)
+        async for event in handle.fetch_history_events(page_size=1):
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            [started] = await ctx.client.data_converter.decode(list(payloads)[:1], [dict])
+            ctx.flows[run_id] = Flow.from_dict(started["flow"])
+            break
+    return ctx.flows[run_id]
+
+
+async def _snapshot(ctx: WebContext, handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
+    result = await read_result(handle)
+    return {**result, "ui_url": ctx.ui_link(handle.id)}
+
+
+async def _run(request: web.Request) -> web.Response:
+    ctx, run_id = _ctx(request), request.match_info["run_id"]
+    try:
+        return _json(await _snapshot(ctx, ctx.client.get_workflow_handle(run_id)))
+    except RPCError as error:
+        return _rpc_error(run_id, error)
+
+
+async def _events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: the run's state (SPEC §6 object) each time it changes, until it ends."""
+    ctx, run_id = _ctx(request), request.match_info["run_id"]
+    handle = ctx.client.get_workflow_handle(run_id)
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
+    await response.prepare(request)
+    last = None
+    try:
+        while True:
+            try:
+                snapshot = await _snapshot(ctx, handle)
+            except Exception as error:  # noqa: BLE001 - say it on the page and try again (e.g. no worker answers yet)
+                await response.write(_event("problem", {"message": _message(run_id, error)}))
+                await asyncio.sleep(POLL_SECONDS * 4)
+                continue
+            data = json.dumps(snapshot, default=str)
+            if data != last:
+                await response.write(f"event: run\ndata: {data}\n\n".encode())
+                last = data
+            if snapshot.get("state") in FINAL_STATES:
+                await response.write(_event("end", {}))
+                break
+            await asyncio.sleep(POLL_SECONDS)
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass  # the page went away
+    return response
+
+
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+async def _logs(request: web.Request) -> web.Response:
+    """Each closed attempt's log of the run, only a task's with `?task=ID`."""
+    ctx, run_id = _ctx(request), request.match_info["run_id"]
+    try:
+        attempts = await read_task_logs(ctx.client.get_workflow_handle(run_id), request.query.get("task") or None)
+    except RPCError as error:
+        return _rpc_error(run_id, error)
+    return _json([asdict(attempt) for attempt in attempts])
+
+
+def _message(run_id: str, error: BaseException) -> str:
+    if isinstance(error, RPCError) and error.status == RPCStatusCode.NOT_FOUND:
+        return f"no run {run_id!r} in this namespace"
+    return f"cannot read run {run_id!r}: {getattr(error, 'message', None) or error}"
+
+
+def _rpc_error(run_id: str, error: RPCError) -> web.Response:
+    status = 404 if error.status == RPCStatusCode.NOT_FOUND else 502
+    return _json({"problems": [_message(run_id, error)]}, status)
+
+
+async def serve(context: WebContext, host: str, port: int) -> web.AppRunner:
+    """Start serving the page; the caller keeps it running and calls `cleanup()` on the runner."""
+    runner = web.AppRunner(create_app(context), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
