@@ -8,6 +8,9 @@ It is plain data so the web view can ship it to a browser as JSON. `FlowGraph.to
      "nodes":  [{"id", "label", "type", "kind", "group", "line", "notes"}],
      "edges":  [{"source", "target", "kind", "inferred", "label"}]}
 
+`FlowGraph.to_tree()` nests the same data (boxes holding their children and the edges between
+them) for a page that lays out box by box.
+
 - A node is a task that is not flowable (runnable or pure, a `pause` without children, a
   `subflow`); its `id` is the task id (unique in a flow), `group` the id of the group it sits in
   (null: the flow's top level), `kind` runnable | pure | flowable, `notes` short remarks
@@ -108,6 +111,37 @@ class FlowGraph:
             "nodes": [asdict(node) for node in self.nodes],
             "edges": [{**asdict(edge), "inferred": edge.inferred} for edge in self.edges],
         }
+
+    def to_tree(self) -> dict[str, Any]:
+        """The same graph nested, for a page that lays boxes out itself: the root and every group
+        hold `children` (node and group dicts as in `to_dict`, groups with their own `children`
+        and `edges`) and the `edges` between their direct children. An edge between things deeper
+        inside is lifted to the children that hold them; `between` keeps its real ends."""
+        boxes: dict[str | None, dict[str, Any]] = {None: {"id": None, "label": f"{self.namespace}.{self.flow_id}", "children": [], "edges": []}}
+        for group in self.groups:
+            boxes[group.id] = {**asdict(group), "children": [], "edges": []}
+        for member_id in self._declaration_order:
+            node = self.node(member_id)
+            item, parent = (asdict(node), node.group) if node else (boxes[member_id], boxes[member_id]["parent"])
+            boxes[parent]["children"].append(item)
+        for edge in self.edges:
+            source_path, target_path = self._path(edge.source), self._path(edge.target)
+            depth = 0
+            while source_path[depth] == target_path[depth]:
+                depth += 1
+            lifted = {**asdict(edge), "inferred": edge.inferred, "source": source_path[depth], "target": target_path[depth]}
+            boxes[source_path[depth - 1]]["edges"].append({**lifted, "between": [edge.source, edge.target]})
+        return boxes[None]
+
+    def _path(self, item_id: str) -> list[str | None]:
+        """The boxes from the root down to an item, then the item itself."""
+        path: list[str | None] = [item_id]
+        node = self.node(item_id)
+        container = node.group if node else (group.parent if (group := self.group(item_id)) else None)
+        while container is not None:
+            path.insert(0, container)
+            container = self.group(container).parent  # type: ignore[union-attr]
+        return [None, *path]
 
     _declaration_order: list[str] = field(default_factory=list, repr=False)
 

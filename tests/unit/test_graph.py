@@ -139,6 +139,23 @@ def test_to_dict_is_json_with_the_documented_shape() -> None:
             assert parents_first.index(group["parent"]) < parents_first.index(group["id"])
 
 
+def test_to_tree_nests_boxes_and_lifts_edges_to_direct_children() -> None:
+    tree = json.loads(json.dumps(nested_graph().to_tree()))
+    assert tree["id"] is None and tree["label"] == "company.team.nested.flow-1"
+    assert [child["id"] for child in tree["children"]] == [
+        "prepare", "fan-out", "loop", "pick", "pick/errors", "check", "recover", "/errors", "/finally",
+    ]
+    loop = tree["children"][2]
+    dag = loop["children"][0]
+    assert [child["id"] for child in dag["children"]] == ["d1", "d2", "d3"]
+    assert {(edge["source"], edge["target"]) for edge in dag["edges"]} == {("d1", "d2"), ("d1", "d3"), ("d2", "d3")}
+    assert [(edge["source"], edge["target"], edge["kind"]) for edge in loop["edges"]] == [("graph", "after-dag", "order")]
+    lifted = {(edge["source"], edge["target"]): edge for edge in tree["edges"]}
+    assert lifted[("pick", "pick/errors")]["between"] == ["pick", "pick-failed"]  # into a box: lifted to it
+    assert lifted[("recover", "/finally")]["kind"] == "finally"
+    assert sum(len(box["edges"]) for box in (tree, loop, dag)) + 1 == len(nested_graph().edges)  # + l.1 → l.2
+
+
 def with_inferred_edges() -> FlowGraph:
     """The dag of NESTED with inferred dependencies set by hand, as the step-flow dialect records
     them: the dag's `depends_on` holds every dependency, a child's `inferred_depends_on` those its
