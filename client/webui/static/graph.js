@@ -18,7 +18,7 @@ function measure(item) {
   item.children.forEach(measure);
   const ids = new Set(item.children.map((child) => child.id));
   const before = new Map(item.children.map((child) => [child.id, []]));
-  for (const edge of item.edges) if (ids.has(edge.from) && ids.has(edge.to)) before.get(edge.to).push(edge.from);
+  for (const [from, to] of item.order) if (ids.has(from) && ids.has(to)) before.get(to).push(from);
   const depth = new Map();
   const depthOf = (id, seen) => {
     if (depth.has(id)) return depth.get(id);
@@ -56,6 +56,7 @@ function place(item, x, y, positions) {
 }
 
 // Draw `graph` (client/webui/graph.py's tree) into `svg`; returns task id -> its <g> element.
+const SIDE_EDGES = new Set(["errors", "finally", "on_error", "on_success"]);
 function drawGraph(svg, graph, onSelect) {
   svg.replaceChildren();
   const defs = svgElement("defs", {}, svg);
@@ -68,7 +69,6 @@ function drawGraph(svg, graph, onSelect) {
   svg.setAttribute("height", graph.h + 2);
   svg.setAttribute("viewBox", `0 0 ${graph.w + 2} ${graph.h + 2}`);
   const elements = new Map();
-  const edges = [];
   const drawItem = (item, parent) => {
     const g = svgElement("g", {}, parent);
     if (item.kind === "task") {
@@ -79,7 +79,7 @@ function drawGraph(svg, graph, onSelect) {
       svgElement("text", { class: "task-id", x: item.x + 10, y: item.y + 18 }, g).textContent = clip(item.label, 22);
       svgElement("text", { class: "task-state", x: item.x + 10, y: item.y + 36 }, g).textContent = "pending";
       const title = svgElement("title", {}, g);
-      title.textContent = `${item.id} (${item.type})${item.description ? "\n" + item.description : ""}`;
+      title.textContent = `${item.id} (${item.type})${item.notes && item.notes.length ? "\n" + item.notes.join(", ") : ""}`;
       g.addEventListener("click", () => onSelect(item.id));
       elements.set(item.id, g);
     } else {
@@ -88,25 +88,25 @@ function drawGraph(svg, graph, onSelect) {
       svgElement("rect", { x: item.x, y: item.y, width: item.w, height: item.h, rx: 8 }, g);
       const label = svgElement("text", { class: "box-label", x: item.x + 10, y: item.y + 16 }, g);
       label.textContent = item.kind === "group" ? `${item.label} · ${item.type}` : item.label;
+      if (item.kind === "branch") g.dataset.boxId = item.id;
       if (item.kind === "group") {
         svgElement("text", { class: "box-state", x: item.x + item.w - 10, y: item.y + 16, "text-anchor": "end" }, g).textContent = "pending";
         label.style.cursor = "pointer";
         label.addEventListener("click", () => onSelect(item.id));
       }
       item.children.forEach((child) => drawItem(child, g));
-      edges.push(...item.edges);
     }
   };
   drawItem(graph, svg);
   const edgeLayer = svgElement("g", {}, svg);
-  for (const edge of edges) {
+  for (const edge of graph.edges) {
     const from = positions.get(edge.from), to = positions.get(edge.to);
     if (!from || !to) continue;
     const x1 = from.x + from.w / 2, y1 = from.y + from.h, x2 = to.x + to.w / 2, y2 = to.y;
     const middle = (y1 + y2) / 2;
-    const classes = ["edge", edge.inferred ? "inferred" : "", edge.kind === "branch" ? "branch" : ""].join(" ");
+    const classes = ["edge", edge.inferred ? "inferred" : "", SIDE_EDGES.has(edge.kind) ? "branch" : ""].join(" ");
     const path = svgElement("path", { class: classes, d: `M ${x1} ${y1} C ${x1} ${middle}, ${x2} ${middle}, ${x2} ${y2}`, "marker-end": "url(#arrow)" }, edgeLayer);
-    svgElement("title", {}, path).textContent = `${edge.from} → ${edge.to}${edge.inferred ? " (inferred from a template)" : ""}`;
+    svgElement("title", {}, path).textContent = `${edge.from} → ${edge.to} (${edge.inferred ? "inferred from a template" : edge.kind})${edge.label ? ": " + edge.label : ""}`;
   }
   return elements;
 }
