@@ -13,8 +13,10 @@ from __future__ import annotations
 import copy
 from typing import Any, Iterable
 
+from temporal_flows.dialects.steps import ON_ERROR_CHOICES, SOURCE_INPUTS, SOURCE_TASK_TYPES, STEP_KEYS
 from temporal_flows.dialects.tasklist import FLOW_KEYS, ID_PATTERN
 from temporal_flows.durations import EXPECTED as DURATION_EXPECTED
+from temporal_flows.extractors import EXTRACTOR_TYPES
 from temporal_flows.flow_outputs import OUTPUT_KEYS, REQUIRED_OUTPUT_KEYS
 from temporal_flows.inputs import COMMON_KEYS as INPUT_COMMON_KEYS
 from temporal_flows.inputs import INPUT_TYPE_ALIASES, INPUT_TYPES
@@ -185,11 +187,55 @@ def task_list_flow_schema() -> dict[str, Any]:
     }
 
 
-STEP_FLOW = {
-    "type": "object",
-    "description": "a step flow (`sources` + `flow`): not supported yet, so checked only loosely",
-    "properties": {"sources": {"type": "object"}, "flow": {"type": "array", "items": {"type": "object"}}},
-}
+def step_flow_schema() -> dict[str, Any]:
+    """A step flow (SPEC §3.1): `sources` by name, `flow` steps with the inputs their source takes
+    (which source a step names, and its outputs' references, stay with `tflow validate`)."""
+    inputs = {
+        "url": {"type": "string"}, "method": {"type": "string"}, "headers": {"type": "object"}, "body": {}, "json": {},
+        "command": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": ["string", "number"]}}]},
+        "env": {"type": "object"},
+    }
+    assert set(inputs) == {key for keys in SOURCE_INPUTS.values() for key in keys}
+    extractor = {
+        "type": "object",
+        "required": ["name", "type"],
+        "properties": {"name": {"type": "string"}, "type": {"enum": list(EXTRACTOR_TYPES)}, "value": {"type": "string"}},
+        "additionalProperties": False,
+    }
+    step = {
+        "type": "object",
+        "required": ["name", "source"],
+        "properties": {
+            "name": ref("identifier"),
+            "source": {"type": "string", "description": "a name of `sources`"},
+            "description": {"type": "string"},
+            "input": {"type": "object", "properties": inputs, "additionalProperties": False},
+            "output": {"type": "array", "items": extractor},
+            "depends_on": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+            "on_error": {"enum": list(ON_ERROR_CHOICES)},
+        },
+        "additionalProperties": False,
+    }
+    assert set(step["properties"]) == set(STEP_KEYS)
+    source = {
+        "type": "object",
+        "required": ["type"],
+        "properties": {"type": {"enum": list(SOURCE_TASK_TYPES)}},
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "description": "a step flow (`sources` + `flow`): steps run as a DAG of their dependencies",
+        "required": ["flow"],
+        "properties": {
+            "sources": {"type": "object", "additionalProperties": source},
+            "flow": {"type": "array", "minItems": 1, "items": step},
+            "description": {"type": "string"},
+        },
+        "additionalProperties": False,
+    }
+
+
 _IS_STEP_FLOW = {"not": {"required": ["tasks"]}, "anyOf": [{"required": ["flow"]}, {"required": ["sources"]}]}
 
 
@@ -216,7 +262,7 @@ def flow_schema() -> dict[str, Any]:
         "output": output_schema(),
         "trigger": trigger_schema(),
         "taskListFlow": task_list_flow_schema(),
-        "stepFlow": STEP_FLOW,
+        "stepFlow": step_flow_schema(),
     }
     definitions.update(task_definitions())
     schema = {

@@ -48,6 +48,7 @@ def _check_size(loaded: LoadedFlow) -> list[Problem]:
 
 def _check_templates(task: Task, loaded: LoadedFlow, known_ids: list[str]) -> list[Problem]:
     problems = []
+    noun = "step" if loaded.flow.dialect == "steps" else "task"
     fields = dict(task.properties)
     if task.run_if is not None:
         fields["run_if"] = task.run_if
@@ -64,9 +65,9 @@ def _check_templates(task: Task, loaded: LoadedFlow, known_ids: list[str]) -> li
                 continue  # rendered against another run (a subflow's child): its tasks are not ours
             for task_id in sorted(referenced - set(known_ids)):
                 hint = did_you_mean(task_id, known_ids)
-                problems.append(_at(location, loaded.flow.source_file, f"task `{task.id}`, `{prop}`: unknown task `{task_id}` in `{template.strip()}`{hint}"))
+                problems.append(_at(location, loaded.flow.source_file, f"{noun} `{task.id}`, `{prop}`: unknown {noun} `{task_id}` in `{template.strip()}`{hint}"))
             if task.id in referenced:
-                problems.append(_at(location, loaded.flow.source_file, f"task `{task.id}`, `{prop}`: a task cannot use its own outputs"))
+                problems.append(_at(location, loaded.flow.source_file, f"{noun} `{task.id}`, `{prop}`: a {noun} cannot use its own outputs"))
             # Other unknown names fail their task when it renders (SPEC §3.6, Kestra's failed-first):
             # only what could never render the same twice is refused before the start.
             for name in sorted(unknown & set(NON_DETERMINISTIC_GLOBALS)):

@@ -13,7 +13,6 @@ its worker must see that directory, as embedded and local workers do.
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -170,9 +169,16 @@ class _StepNormalizer:
                 self.problem(data.key_location(key), f"step `{task.id}`: a {kind} source does not take input `{key}` (it takes {taken}){hint}")
                 continue
             prop = self._property(task, kind, key, value, data.value_location(key))
-            if prop is not None:
-                task.properties[prop] = value if key != "command" else _commands(value)
-                self.source_map.properties[(task.location, prop)] = data.value_location(key)
+            if prop is None:
+                continue
+            if key == "command":
+                commands, arguments = _command(value)
+                task.properties["commands"] = commands
+                task.properties["env"] = {**task.properties.get("env", {}), **arguments}
+                self.source_map.properties[(task.location, "env")] = data.value_location(key)
+            else:
+                task.properties[prop] = value if key != "env" else {**value, **task.properties.get("env", {})}
+            self.source_map.properties[(task.location, prop)] = data.value_location(key)
         required = "url" if kind == "rest" else "command"
         if required not in data:
             self.problem(data.location, f"step `{task.id}`: a {kind} source needs input `{required}`")
@@ -266,12 +272,19 @@ def _all_dependencies(task: Task) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _commands(value: str | list[Any]) -> list[str]:
-    """A `process` step's `command` as the one shell command a `commands` task runs: an argument list
-    is quoted (its templates render inside the quotes), a string is a command line."""
+ARGUMENT_VARIABLE = "TFLOW_ARG_{}"
+"""Where a `process` step's arguments travel: each in a variable of its own, so a rendered template
+never meets shell quoting."""
+
+
+def _command(value: str | list[Any]) -> tuple[list[str], dict[str, str]]:
+    """A `process` step's `command` as the shell command a `commands` task runs, plus the variables it
+    reads: a string is a command line; an argument list runs as is, each argument (a template
+    rendered when the step starts) passed in its own variable."""
     if isinstance(value, str):
-        return [value]
-    return [shlex.join(str(item) for item in value)]
+        return [value], {}
+    names = [ARGUMENT_VARIABLE.format(index) for index in range(len(value))]
+    return [" ".join(f'"${name}"' for name in names)], {name: str(item) for name, item in zip(names, value)}
 
 
 def _dag_id(step_names: list[str]) -> str:

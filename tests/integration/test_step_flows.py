@@ -81,7 +81,7 @@ class Handler(BaseHTTPRequestHandler):
         elif path.startswith("/fail"):
             status, answer = 500, {"error": "down"}
         else:
-            status, answer = 200, {"path": path, "items": [1, 2]}
+            status, answer = 200, {"path": path, "items": [1, 2], "note": "it's \"quoted\" $HOME"}
         time.sleep(SLOW_S if "slow" in path else DELAY_S)
         data = json.dumps(answer).encode()
         self.send_response(status)
@@ -125,7 +125,7 @@ async def test_independent_steps_run_in_parallel(client: Client, worker: str, ap
     users, products, orders = (api.request(path) for path in ("/users", "/products", "/orders"))
     assert overlap(users, products, orders)
     assert result["duration_s"] < 3 * DELAY_S + 1.0
-    assert task_run(result, "fetch_orders")["outputs"]["orders"] == {"path": "/orders", "items": [1, 2]}
+    assert task_run(result, "fetch_orders")["outputs"]["orders"]["path"] == "/orders"
 
 
 async def test_max_workers_one_runs_steps_one_at_a_time(client: Client, worker: str, api: ApiServer, tmp_path: Path) -> None:
@@ -162,6 +162,39 @@ async def test_depends_on_waits_and_the_extracted_id_is_in_the_url(
     assert create["method"] == schema["method"] == "POST"
     assert create["end"] <= schema["start"]
     assert task_run(result, "create_database")["outputs"]["db_id"] == DB_ID
+
+
+WIDE_FLOW = """\
+sources:
+  api: {type: rest}
+  local: {type: process}
+flow:
+""" + "".join(f"""\
+  - name: s{index}
+    source: api
+    input: {{url: "http://<<host>>/s{index}"}}
+    output: [{{name: data, type: json}}]
+""" for index in range(1, 6)) + """\
+  - name: echo
+    source: local
+    input:
+      command: ["python", "-c", "import json, sys; print(json.dumps(sys.argv[1:]))", "{{ flows.s1.data.note }}", "two words"]
+    output: [{name: argv, type: json}]
+"""
+
+
+async def test_at_most_four_steps_at_once_by_default_and_arguments_reach_a_process_as_rendered(
+    client: Client, worker: str, api: ApiServer, tmp_path: Path
+) -> None:
+    result = await run_flow(client, write_flow(tmp_path, WIDE_FLOW.replace("<<host>>", api.host), "wide.yaml"), worker)
+    assert result["state"] == "SUCCESS", result["error"]
+    moments = sorted([(request["start"], 1) for request in api.requests] + [(request["end"], -1) for request in api.requests])
+    running = peak = 0
+    for _, change in moments:
+        running += change
+        peak = max(peak, running)
+    assert peak == 4
+    assert task_run(result, "echo")["outputs"]["argv"] == ["it's \"quoted\" $HOME", "two words"]
 
 
 FAILING_FLOW = """\

@@ -108,11 +108,15 @@ def test_seed_examples_the_loader_accepts_validate():
     assert_all_validate(flows)
 
 
-def test_step_flows_are_accepted_loosely_until_they_are_supported():
+def test_step_flows_are_checked_by_their_own_schema():
     step_flow = "sources:\n  api: {type: rest}\nflow:\n  - name: fetch\n    source: api\n    input: {url: https://example.com}\n"
     assert schema_problem(step_flow) is None
     assert schema_problem("sources:\n  api: {type: rest}\nflow: {}\n") is not None
     assert schema_problem("description: neither tasks nor steps\n") is not None
+    assert schema_problem(step_flow.replace("type: rest", "type: soap")) is not None  # unknown source type
+    assert schema_problem(step_flow.replace("{url:", "{uri:")) is not None  # an input no source takes
+    assert schema_problem(step_flow + "    on_error: ignore\n") is not None
+    assert schema_problem(step_flow + "    on_error: skip\n    depends_on: [other]\n") is None
 
 
 def corpus() -> dict[str, str]:
