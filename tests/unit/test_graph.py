@@ -297,3 +297,69 @@ def test_cli_graph_formats_output_file_and_bad_flow(tmp_path: Path) -> None:
     assert f"{bad}:5:" in done.stderr and "nope" in done.stderr and "Traceback" not in done.stderr
     done = subprocess.run(tflow("graph", str(flow), "--format", "svg"), capture_output=True, text=True, env=cli_env(), cwd=REPO, timeout=60)
     assert done.returncode == 2 and "text, mermaid, dot" in done.stderr
+
+
+STEP_FLOW = """
+sources:
+  oauth_service:
+    type: rest
+  data_service:
+    type: rest
+  etl_script:
+    type: process
+flow:
+  - name: authenticate
+    source: oauth_service
+    input:
+      url: https://api.example.com/auth
+    output:
+      - {name: token, type: jmespath, value: access_token}
+  - name: fetch_users
+    source: data_service
+    input:
+      url: https://api.example.com/users
+      headers:
+        Authorization: "Bearer {{ flows.authenticate.token }}"
+    output:
+      - {name: users, type: json}
+  - name: fetch_products
+    source: data_service
+    depends_on: [authenticate]
+    on_error: skip
+    input:
+      url: https://api.example.com/products
+    output:
+      - {name: products, type: json}
+  - name: combine_data
+    source: etl_script
+    depends_on: [fetch_users]
+    input:
+      command: ["python", "merge.py"]
+      env:
+        USERS: "{{ flows.fetch_users.users }}"
+        PRODUCTS: "{{ flows.fetch_products.products }}"
+"""
+
+
+def test_step_flow_graph_marks_inferred_dependencies(tmp_path: Path) -> None:
+    graph = build_graph(load_flow_text(STEP_FLOW, str(tmp_path / "etl.yaml")).flow)
+    assert (graph.flow_id, graph.dialect, graph.groups) == ("etl", "steps", [])  # the steps are the top level
+    assert [(node.id, node.type) for node in graph.nodes] == [
+        ("authenticate", "http"), ("fetch_users", "http"), ("fetch_products", "http"), ("combine_data", "commands"),
+    ]
+    assert graph.node("fetch_products").notes == ["on_error skip"]
+    assert edges_of(graph) == {
+        ("authenticate", "fetch_users", "inferred"),  # its header's template
+        ("authenticate", "fetch_products", "depends_on"),
+        ("fetch_users", "combine_data", "depends_on"),  # declared and referenced: declared
+        ("fetch_products", "combine_data", "inferred"),
+    }
+    lines = render_text(graph).splitlines()
+    assert "fetch_users  http  inferred after: authenticate" in lines
+    assert "combine_data  commands  after: fetch_users  inferred after: fetch_products" in lines
+    assert lines[-1] == "4 tasks, 0 groups, 4 edges (2 inferred)"
+    mermaid = render_mermaid(graph)
+    assert "t_authenticate -.->|inferred| t_fetch_users" in mermaid and "t_authenticate --> t_fetch_products" in mermaid
+    dot = render_dot(graph)
+    assert '"fetch_products" -> "combine_data" [style=dashed, label="inferred"];' in dot
+    assert '"fetch_users" -> "combine_data";' in dot
