@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FLOW ?= examples/parallel.yaml
 
-.PHONY: install temporal run test record-histories clean
+.PHONY: install temporal browser run test record-histories clean
 
 install: $(STAMP)
 
@@ -24,7 +24,16 @@ temporal: install
 run: temporal
 	$(BIN)/tflow run $(FLOW)
 
-test: temporal
+# Chromium for the web view's browser test (tests/e2e/test_webui.py): Debian's package, installed
+# when missing and apt-get runs as root; otherwise that test skips, saying why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+		echo "could not install chromium: the browser test will skip"; \
+	else echo "no chromium, and no apt-get as root to install it: the browser test will skip"; fi
+
+test: temporal browser
 	$(BIN)/python -m pytest
 
 # Record a new generation of the histories the replay tests check (after an intended, patched

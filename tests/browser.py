@@ -18,7 +18,7 @@ import aiohttp
 from client.devserver import free_port
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-WINDOW = (1360, 820)
+WINDOW = (1200, 660)
 
 
 def find_chromium() -> Optional[str]:

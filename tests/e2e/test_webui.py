@@ -104,6 +104,7 @@ async def test_webui_follows_a_run_started_from_the_page(chromium_path: str, web
         shown_running = time.monotonic() - started
         running_text = await page.evaluate("document.querySelector('[data-task-id=greet] .task-state').textContent")
         assert running_text.startswith("running"), running_text
+        await page.screenshot(ARTIFACTS / "webui-running.png")
         run_id = await page.evaluate("decodeURIComponent(location.pathname.split('/').pop())")
         assert run_id.startswith("webui-demo-")
 
