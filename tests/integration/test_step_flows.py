@@ -7,6 +7,7 @@ project). The server records when each request started and ended, which tells wh
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -288,3 +289,16 @@ def test_validate_reports_a_cycle_with_its_members(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stdout + done.stderr
     cycle = [line for line in (done.stdout + done.stderr).splitlines() if "cycle" in line]
     assert len(cycle) == 1 and "`create_database`" in cycle[0] and "`create_schema`" in cycle[0], cycle
+
+
+async def test_tflow_run_json_runs_a_step_flow_on_a_cluster(
+    client: Client, worker: str, temporal_address: str, api: ApiServer, tmp_path: Path
+) -> None:
+    """`tflow run --json --address` (workers elsewhere: here the test's): the skip flow, WARNING → exit 0."""
+    path = failing_flow(tmp_path, "skip", api)
+    command = tflow("run", str(path), "--json", "--address", temporal_address, "--task-queue", worker)
+    done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, env=cli_env(), cwd=REPO, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert (result["flow"], result["state"]) == ({"namespace": "default", "id": "on_error_skip"}, "WARNING")
+    assert [run["task_id"] for run in result["task_runs"] if run["state"] == "SKIPPED"] == ["uses_token", "after_that"]
