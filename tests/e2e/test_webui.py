@@ -10,14 +10,16 @@ import asyncio
 import json
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import aiohttp
 import pytest
 
 from client.devserver import free_port
 from tests.browser import Chromium, find_chromium
-from tests.support import REPO, cli_env, tflow, write_flow
+from tests.support import REPO, cli_env, run_flow, tflow, write_flow
 
 ARTIFACTS = REPO / "tests" / "artifacts"
 UI_BASE = "http://127.0.0.1:8233"
@@ -68,16 +70,12 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture
-def webui_server(tmp_path: Path, temporal_address: str, worker: str):
-    """`tflow webui FLOW` against the session's server; yields (base URL, flow file)."""
-    flow = write_flow(tmp_path, FLOW, "webui-demo.yaml")
+@contextmanager
+def webui(*args: str) -> Iterator[str]:
+    """A `tflow webui` process on a free port; yields its base URL once it serves."""
     port = free_port()
-    process = subprocess.Popen(
-        tflow("webui", str(flow), "--port", str(port), "--address", temporal_address, "--task-queue", worker,
-              "--ui-url", UI_BASE),
-        cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    process = subprocess.Popen(tflow("webui", *args, "--port", str(port)), cwd=REPO, env=cli_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         line = process.stdout.readline()
         assert line.startswith(f"Web view at http://127.0.0.1:{port}/"), line + (process.stdout.read() if process.poll() is not None else "")
@@ -85,6 +83,14 @@ def webui_server(tmp_path: Path, temporal_address: str, worker: str):
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+@pytest.fixture
+def webui_server(tmp_path: Path, temporal_address: str, worker: str) -> Iterator[str]:
+    """`tflow webui FLOW` against the session's server, the test's worker behind it."""
+    flow = write_flow(tmp_path, FLOW, "webui-demo.yaml")
+    with webui(str(flow), "--address", temporal_address, "--task-queue", worker, "--ui-url", UI_BASE) as base:
+        yield base
 
 
 async def test_webui_follows_a_run_started_from_the_page(chromium_path: str, webui_server: str, tmp_path: Path) -> None:
@@ -96,6 +102,11 @@ async def test_webui_follows_a_run_started_from_the_page(chromium_path: str, web
         await page.wait_for("document.querySelector('[name=name]')", timeout=10)
         assert await page.evaluate(state_of("greet")) == "pending"
         assert await page.evaluate("document.querySelector('[name=times]').value") == "1"
+        await page.evaluate("document.querySelector('[name=times]').value = '0'")
+        await page.click("#start-button")  # refused before anything starts: the problem is shown
+        await page.wait_for("document.getElementById('problems').textContent.includes('`times`')", timeout=5)
+        assert await page.evaluate("location.pathname") == "/"
+        await page.evaluate("document.querySelector('[name=times]').value = '1'")
         await page.evaluate("document.querySelector('[name=name]').value = 'webui'")
         await page.click("#start-button")
         started = time.monotonic()
@@ -140,3 +151,55 @@ async def test_webui_follows_a_run_started_from_the_page(chromium_path: str, web
             assert response.status == 400
             problems = (await response.json())["problems"]
             assert len(problems) == 1 and "`times`" in problems[0], problems
+
+
+QUICK_FLOW = """\
+id: webui-quick
+namespace: e2e.webui
+tasks:
+  - id: one
+    type: io.kestra.plugin.core.debug.Return
+    format: "first"
+  - id: two
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.one.value }} then second"
+"""
+
+
+async def test_webui_attaches_to_a_run_and_lists_runs(tmp_path: Path, client, temporal_address: str, worker: str) -> None:
+    """Given a RUN_ID the page follows that run (its graph from the flow it started with); with no
+    argument it lists recent runs and starts none; a missing flow file is a usage error."""
+    result = await run_flow(client, write_flow(tmp_path, QUICK_FLOW, "quick.yaml"), worker)
+    run_id = result["run_id"]
+    address = ("--address", temporal_address, "--task-queue", worker)
+    async with aiohttp.ClientSession() as session:
+        with webui(run_id, *address) as base:
+            async with session.get(f"{base}/api/context") as response:
+                assert (await response.json())["mode"] == "run"
+            async with session.get(f"{base}/api/runs/{run_id}") as response:
+                run = await response.json()
+            assert run["state"] == "SUCCESS"
+            assert [task_run["outputs"] for task_run in run["task_runs"]] == [{"value": "first"}, {"value": "first then second"}]
+            async with session.get(f"{base}/api/runs/{run_id}/flow") as response:
+                graph = (await response.json())["graph"]
+            assert [child["id"] for child in graph["children"]] == ["one", "two"]
+            assert graph["order"] == [["one", "two"]]
+            async with session.get(f"{base}/api/runs/no-such-run/flow") as response:
+                assert response.status == 404
+                assert "no run 'no-such-run'" in (await response.json())["problems"][0]
+            async with session.get(f"{base}/runs/{run_id}") as response:
+                page = await response.text()
+            assert '<script src="/static/app.js">' in page
+            for name in ("app.js", "graph.js", "style.css"):
+                async with session.get(f"{base}/static/{name}") as response:
+                    assert response.status == 200, name
+        with webui(*address) as base:
+            async with session.get(f"{base}/api/context") as response:
+                assert (await response.json())["mode"] == "list"
+            async with session.get(f"{base}/api/runs") as response:
+                assert run_id in [row["run_id"] for row in await response.json()]
+            async with session.post(f"{base}/api/runs", json={"inputs": {}}) as response:
+                assert response.status == 400
+    missing = subprocess.run(tflow("webui", str(tmp_path / "missing.yaml"), *address), cwd=REPO, env=cli_env(),
+                             capture_output=True, text=True, timeout=30)
+    assert missing.returncode == 2 and "missing.yaml" in missing.stderr, missing.stderr
