@@ -88,6 +88,9 @@ def webui(
             page = f"http://{host}:{port}/" + (f"runs/{run_id}" if run_id else "")
             typer.echo(f"Web view at {page} (Ctrl-C to stop)", err=False)
             await _until_interrupted()
+            if not cluster.address:
+                typer.echo("Stopping: the in-process worker lets running tasks finish first; runs left unfinished "
+                           "go on when a worker runs again (`tflow webui`, `tflow worker`).", err=True)
 
     run_async(main())
 

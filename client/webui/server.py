@@ -28,6 +28,8 @@ POLL_SECONDS = 0.5
 """How often a followed run is read again while it runs."""
 FINAL_STATES = frozenset({"SUCCESS", "WARNING", "FAILED", "CANCELLED"})
 RECENT_RUNS = 30
+SHUTDOWN_SECONDS = 2.0
+"""On Ctrl-C, how long open pages' event streams may hold the server before they are cut."""
 
 
 @dataclass
@@ -207,7 +209,7 @@ def _rpc_error(run_id: str, error: RPCError) -> web.Response:
 
 async def serve(context: WebContext, host: str, port: int) -> web.AppRunner:
     """Start serving the page; the caller keeps it running and calls `cleanup()` on the runner."""
-    runner = web.AppRunner(create_app(context), access_log=None)
+    runner = web.AppRunner(create_app(context), access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
