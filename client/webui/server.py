@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from aiohttp import web
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from client.run_list import recent_runs
@@ -109,13 +109,18 @@ async def _start(request: web.Request) -> web.Response:
     try:
         body = await request.json()
     except json.JSONDecodeError:
-        return _json({"problems": ["the request body is not JSON"]}, 400)
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("inputs") or {}, dict):
+        return _json({"problems": ['expected a JSON object {"inputs": {name: value}}']}, 400)
     given = {name: value for name, value in (body.get("inputs") or {}).items() if value not in (None, "")}
     try:
         inputs = resolve_inputs(ctx.loaded.flow.inputs, given)
     except InputError as error:
         return _json({"problems": error.messages}, 400)
-    handle = await start_run(ctx.client, ctx.loaded, task_queue=ctx.task_queue, inputs=inputs, subflows=ctx.subflows)
+    try:
+        handle = await start_run(ctx.client, ctx.loaded, task_queue=ctx.task_queue, inputs=inputs, subflows=ctx.subflows)
+    except RPCError as error:
+        return _json({"problems": [f"Temporal refused the start ({error.status.name}): {error.message}"]}, 502)
     ctx.flows[handle.id] = ctx.loaded.flow
     return _json({"run_id": handle.id, "ui_url": ctx.ui_link(handle.id)})
 
@@ -152,6 +157,8 @@ async def _run(request: web.Request) -> web.Response:
         return _json(await _snapshot(ctx, ctx.client.get_workflow_handle(run_id)))
     except RPCError as error:
         return _rpc_error(run_id, error)
+    except WorkflowQueryFailedError as error:
+        return _json({"problems": [_message(run_id, error)]}, 502)
 
 
 async def _events(request: web.Request) -> web.StreamResponse:

@@ -151,6 +151,8 @@ async def test_webui_follows_a_run_started_from_the_page(chromium_path: str, web
             assert response.status == 400
             problems = (await response.json())["problems"]
             assert len(problems) == 1 and "`times`" in problems[0], problems
+        async with session.post(f"{base}/api/runs", data="[1]") as response:
+            assert response.status == 400
 
 
 QUICK_FLOW = """\
