@@ -22,9 +22,9 @@ from activities.api import COMMANDS_ACTIVITY, CommandsRequest, CommandsResult
 from activities.extracting import TextCapture, apply_extractors
 from activities.processes import ProcessOutcome, run_supervised
 from activities.protocol import ProtocolState
+from activities.storage import stage_input_files, with_storage
 from activities.task_log import TaskLog
 from activities.task_runners import check_runner, launch_command, remove_container
-from activities.storage import stage_input_files, with_storage
 
 HEARTBEAT_EVERY = 1.0
 """Seconds between heartbeats; the SDK throttles what it actually sends to the server."""
@@ -121,9 +121,9 @@ async def _execute(request: CommandsRequest, workdir: str) -> CommandsResult:
     """Run the script and turn its outcome into a result, or a non-retryable ApplicationError."""
     state, log = ProtocolState(), TaskLog()
     stdout = TextCapture("stdout") if request.output else None  # what output extractors read
+    stage_input_files(workdir, request.input_files)
     argv, env = launch_command(request.task_runner, request.task_run_id, [*request.interpreter, build_script(request)],
                                workdir, request.env, build_env(request))
-    stage_input_files(workdir, request.input_files)
     supervised = run_supervised(
         argv,
         cwd=workdir,

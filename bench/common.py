@@ -24,13 +24,6 @@ MAX_CONCURRENT_ACTIVITIES = 100
 """The one worker setting the bench chooses; both sides' workers get it (see worker_proc)."""
 
 
-SINGLE_PARTITION = {"matching.numTaskqueueReadPartitions": "1", "matching.numTaskqueueWritePartitions": "1"}
-"""The bench's dev server gives each task queue one partition. With the default four, an activity
-task that finds no poller waiting is parked in a child partition's backlog and reaches a worker
-only ~2 s later; one such straggler in a run of 500 made either side's fan-out take 2.5 s or 4.5 s
-at random (the run waits for its last task), which swamped the difference being measured."""
-
-
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -69,7 +62,7 @@ async def dev_server(folder: Path, name: str = "bench"):
     from client.devserver import DevServer
 
     server = DevServer(port=0, ui_port=0, db_filename=folder / f"{name}.db", headless=True,
-                       log_file=folder / f"{name}-server.log", dynamic_config=SINGLE_PARTITION)
+                       log_file=folder / f"{name}-server.log")
     log(f"starting the Temporal dev server ({server.db_filename}) ...")
     await server.astart()
     log(f"dev server ready at {server.address} (pid {server.pid})")
