@@ -132,6 +132,7 @@ async def _execute(request: CommandsRequest, workdir: str) -> CommandsResult:
         on_stderr=_on_stderr(state, log),
         heartbeat=activity.heartbeat,
         heartbeat_every=HEARTBEAT_EVERY,
+        inline_sh=True,
     )
     try:
         # The task's own `timeout` is enforced here (the process group is killed on expiry), so it

@@ -36,12 +36,20 @@ SUPERVISOR_SCRIPT = """\
 [ "$PPID" = "$1" ] || kill -KILL 0
 shift
 exec 3<&0 </dev/null
+if [ "$1" = "tflow-inline-sh" ]; then
+  ( exec 3<&-; eval "set --; $2" ) &
+  set -- tflow-inline-pid "$!"
+fi
 { trap '' TERM; read _ <&3; kill -KILL 0; } >/dev/null 2>&1 &
 watcher=$!
 exec 3<&-
 trap ':' TERM
-"$@" &
-child=$!
+if [ "$1" = "tflow-inline-pid" ]; then
+  child=$2
+else
+  "$@" &
+  child=$!
+fi
 while :; do
   wait "$child"
   status=$?
@@ -57,7 +65,14 @@ pid) the group is killed at once. A forked watcher (no exec) blocks reading the 
 end-of-file only when the worker is gone, and then SIGKILLs the whole group; it ignores SIGTERM so a
 cancellation's grace period cannot disarm it. The command runs with /dev/null as stdin and without
 the lifeline. SIGTERM is survived by the leader (a trapped signal interrupts `wait`, so it loops) so
-that it exits exactly when the real command does, with its status; the watcher is then reaped."""
+that it exits exactly when the real command does, with its status; the watcher is then reaped.
+With `tflow-inline-sh SCRIPT` in place of argv, the supervisor's own /bin/sh runs SCRIPT in a forked
+subshell (forked before the watcher and any assignment, so it inherits no job, no `$!`, no variable
+of the supervisor's and no positional parameters) instead of exec'ing a second /bin/sh: one exec
+less per task (see run_supervised's `inline_sh`)."""
+
+INLINE_SH = ("/bin/sh", "-c")
+"""The interpreter whose scripts the supervisor can run itself (it is that very shell)."""
 
 EXEC_GUARD_SCRIPT = '[ "$PPID" = "$1" ] || exit 125; shift; exec "$@"'
 """Run as `sh -c SCRIPT tflow-guard <parent pid> argv...`: exec `argv` (same pid) unless the parent
@@ -147,8 +162,12 @@ def _forget_lifeline_in_forked_child() -> None:
 os.register_at_fork(after_in_child=_forget_lifeline_in_forked_child)
 
 
-def supervisor_command(argv: Sequence[str]) -> list[str]:
-    """The supervisor (see SUPERVISOR_SCRIPT) running `argv`; give it lifeline_fd() as stdin."""
+def supervisor_command(argv: Sequence[str], inline_sh: bool = False) -> list[str]:
+    """The supervisor (see SUPERVISOR_SCRIPT) running `argv`; give it lifeline_fd() as stdin. With
+    `inline_sh` and `argv` = `/bin/sh -c SCRIPT`, the supervisor runs SCRIPT in a subshell of its own
+    (`$0` stays `/bin/sh`, so messages read as from `sh -c`)."""
+    if inline_sh and len(argv) == 3 and tuple(argv[:2]) == INLINE_SH:
+        return ["/bin/sh", "-c", SUPERVISOR_SCRIPT, "/bin/sh", str(os.getpid()), "tflow-inline-sh", argv[2]]
     return ["/bin/sh", "-c", SUPERVISOR_SCRIPT, "tflow-supervisor", str(os.getpid()), *argv]
 
 
@@ -280,15 +299,15 @@ def kill_group(pgid: int, sig: int) -> None:
 
 
 async def _spawn(protocol: _SupervisedProtocol, argv: Sequence[str], cwd: str | None,
-                 env: Mapping[str, str] | None) -> asyncio.SubprocessTransport | PidfdTransport:
+                 env: Mapping[str, str] | None, inline_sh: bool = False) -> asyncio.SubprocessTransport | PidfdTransport:
     """Start the supervisor from the event-loop thread, watched through a pidfd where the system
     has them (no await: nothing to cancel mid-spawn), else by asyncio's child watcher (a cancel
     mid-spawn still kills the group)."""
     if pidfd_supported():
-        return spawn_with_pidfd(protocol, supervisor_command(argv), stdin=lifeline_fd(), cwd=cwd, env=env)
+        return spawn_with_pidfd(protocol, supervisor_command(argv, inline_sh), stdin=lifeline_fd(), cwd=cwd, env=env)
     loop = asyncio.get_running_loop()
     spawning = asyncio.ensure_future(loop.subprocess_exec(
-        lambda: protocol, *supervisor_command(argv),
+        lambda: protocol, *supervisor_command(argv, inline_sh),
         stdin=lifeline_fd(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         cwd=cwd, env=env, start_new_session=True))
     try:
@@ -341,12 +360,15 @@ async def run_supervised(
     heartbeat: Callable[[], None] | None = None,
     heartbeat_every: float = 1.0,
     grace: float | None = None,
+    inline_sh: bool = False,
 ) -> ProcessOutcome:
     """Run `argv` in its own process group and wait for it; see the module docstring.
 
     Raises OSError if `argv[0]` cannot be executed. On cancellation the group gets SIGTERM, then
     SIGKILL after `grace` (default CANCEL_GRACE) and CancelledError is re-raised; on any other
     error the group is SIGKILLed. Leftover processes of the group are killed when the command exits.
+    `inline_sh`: when `argv` is `/bin/sh -c SCRIPT`, the supervising shell runs SCRIPT in a forked
+    subshell (one exec less; the same guarantees), where `$$` is the group leader's pid and `$PPID` the worker's.
     """
     if not argv:
         raise ValueError("run_supervised needs a command")
@@ -355,7 +377,7 @@ async def run_supervised(
         raise FileNotFoundError(2, "No such directory", cwd)
     loop = asyncio.get_running_loop()
     protocol = _SupervisedProtocol(loop, on_stdout, on_stderr)
-    transport = await _spawn(protocol, argv, cwd, env)
+    transport = await _spawn(protocol, argv, cwd, env, inline_sh)
     pgid = transport.get_pid()
     try:
         await _wait_exit(protocol.exited, heartbeat, heartbeat_every)

@@ -161,6 +161,8 @@ def read_value(reference: dict[str, Any]) -> Any:
 def stage_input_files(workdir: str | Path, input_files: dict[str, Any]) -> None:
     """`inputFiles`: write each `name: content` (text, or a reference to a stored value or file)
     into the working directory before the task runs. Shared by every runnable with a directory."""
+    if not input_files:
+        return  # most tasks have none: resolving the directory would cost a few syscalls each
     base = Path(workdir).resolve()
     for name, content in (input_files or {}).items():
         target = (base / name).resolve()

@@ -11,10 +11,11 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.api import COMMANDS_ACTIVITY, SCRIPT_ACTIVITY, CommandsRequest, CommandsResult, ScriptRequest
+from activities.api import COMMANDS_ACTIVITY, SCRIPT_ACTIVITY, CommandsRequest, ScriptRequest
 from activities.commands import run_commands
 from activities.script import run_script
 from activities.task_runners import WORKER_TASK_RUNNERS, effective_runner
+from activities.wire import from_wire, to_wire
 
 
 class ProcessActivities:
@@ -25,15 +26,19 @@ class ProcessActivities:
             raise ValueError(f"task runner {task_runner!r}: expected one of {', '.join(WORKER_TASK_RUNNERS)}")
         self.task_runner = task_runner
 
+    # Payloads travel as plain JSON objects here (see activities.wire): the same wire format as the
+    # CommandsRequest/ScriptRequest → CommandsResult dataclasses, without the SDK's costly conversion.
     @activity.defn(name=COMMANDS_ACTIVITY)
-    async def commands(self, request: CommandsRequest) -> CommandsResult:
-        runner = effective_runner(request.task_runner, self.task_runner)
-        return await run_commands(dataclasses.replace(request, task_runner=runner))
+    async def commands(self, request: dict[str, Any]) -> dict[str, Any]:
+        decoded = from_wire(CommandsRequest, request)
+        runner = effective_runner(decoded.task_runner, self.task_runner)
+        return to_wire(await run_commands(dataclasses.replace(decoded, task_runner=runner)))
 
     @activity.defn(name=SCRIPT_ACTIVITY)
-    async def script(self, request: ScriptRequest) -> CommandsResult:
-        runner = effective_runner(request.task_runner, self.task_runner)
-        return await run_script(dataclasses.replace(request, task_runner=runner))
+    async def script(self, request: dict[str, Any]) -> dict[str, Any]:
+        decoded = from_wire(ScriptRequest, request)
+        runner = effective_runner(decoded.task_runner, self.task_runner)
+        return to_wire(await run_script(dataclasses.replace(decoded, task_runner=runner)))
 
     def activities(self) -> list[Any]:
         return [self.commands, self.script]

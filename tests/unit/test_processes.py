@@ -262,3 +262,57 @@ async def test_many_concurrent_tasks_leave_no_zombie_or_open_fd() -> None:
     children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
     assert [pid for pid in children if Path(f"/proc/{pid}/stat").exists()
             and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"] == []
+
+
+async def test_a_shell_script_run_inline_by_the_supervisor(tmp_path: Path) -> None:
+    """`inline_sh`: the supervising /bin/sh runs `sh -c SCRIPT` in a subshell of its own (one exec
+    less); the script sees what `sh -c` gives it (no arguments, no `$!`, `$0` = /bin/sh, no lifeline
+    on any fd), `set -e` and exit codes hold, and it runs in the task's own process group."""
+    out: list[str] = []
+    script = ('echo "args=$# first=[${1-}] last=[${!-}] zero=$0 child=[${child-}] watcher=[${watcher-}]"; '
+              f'ls -l /proc/self/fd/ > {tmp_path / "fds"}; '
+              f'cut -d" " -f5 /proc/self/stat > {tmp_path / "pgid"}; sleep 0.1 & wait; echo waited')
+    outcome = await run_supervised(sh(script), on_stdout=out.append, inline_sh=True)
+    assert outcome.exit_code == 0 and out == ["args=0 first=[] last=[] zero=/bin/sh child=[] watcher=[]", "waited"]
+    assert int((tmp_path / "pgid").read_text()) == outcome.pid != os.getpgid(0)
+    from activities.processes import lifeline_fd
+
+    assert f"pipe:[{os.fstat(lifeline_fd()).st_ino}]" not in (tmp_path / "fds").read_text(), "no lifeline in the script"
+    assert (await run_supervised(sh("set -e\nfalse\necho not reached"), inline_sh=True)).exit_code == 1
+    assert (await run_supervised(sh("exit 7"), inline_sh=True)).exit_code == 7
+    missing = await run_supervised(sh("true\nno-such-command-tflow"), inline_sh=True)
+    assert missing.exit_code == 127 and missing.stderr_tail.startswith("/bin/sh: 2:")
+
+
+async def test_an_inline_script_is_cancelled_with_its_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    script = f'sleep 30 & echo "$$ $!" > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; sleep 30'
+    task = asyncio.create_task(run_supervised(sh(script), grace=3, inline_sh=True))
+    pids = await read_pids(pidfile)
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - started < 2
+    assert wait_gone(pids) == []
+
+
+def test_nothing_of_an_inline_script_survives_a_sigkilled_worker(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    parent = subprocess.Popen([sys.executable, "-c", PARENT.replace("script]))", "script], inline_sh=True))"),
+                               str(pidfile)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 10
+        while not pidfile.exists():
+            assert parent.poll() is None, "the parent process died early"
+            assert time.monotonic() < deadline, "the task never started"
+            time.sleep(0.02)
+        worker, leader, sleeper = (int(w) for w in pidfile.read_text().split())
+        assert worker == parent.pid and not gone(leader) and not gone(sleeper)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        assert wait_gone([leader, sleeper]) == []
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
