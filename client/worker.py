@@ -3,7 +3,8 @@
 Third-party modules the workflow uses are passed through the sandbox deliberately: Jinja2 (pure
 template rendering) and MarkupSafe, PyYAML (pure parsing, for YAML inputs resolved in the workflow),
 jq (a C extension, pure: templates' `| jq`, its clock/environment builtins disabled in
-`pebble_library`), plus `activities.api` (frozen dataclasses only).
+`pebble_library`), plus `activities.api` (frozen dataclasses only) and `activities.wire` (their JSON
+form; its only state is a per-class cache of field nesting).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from client.temporal_cli import default_data_dir
 from temporal_flows.metadata import CANCEL_GRACE, HEARTBEAT_THROTTLE
 from temporal_flows.workflow import FlowWorkflow
 
-SANDBOX_PASSTHROUGH = ("jinja2", "markupsafe", "yaml", "jq", "activities.api")
+SANDBOX_PASSTHROUGH = ("jinja2", "markupsafe", "yaml", "jq", "activities.api", "activities.wire")
 SANDBOX_UNRESTRICTED_MEMBERS = ("zoneinfo",)
 """Modules whose members the sandbox would proxy, unproxied: templates' `| date(timeZone=...)` needs
 a real `ZoneInfo(key)` (a proxied one is no tzinfo for `datetime`); workflow code never calls the

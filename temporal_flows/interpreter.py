@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, is_dataclass, replace
 from datetime import datetime
 from typing import Any, Mapping
 
@@ -14,6 +14,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
 
 from activities.api import NOT_RETRIED_ERRORS
+from activities.wire import to_wire
 from temporal_flows.expressions import PATCH_PEBBLE_TEMPLATES, ExpressionError, render, template_strings
 from temporal_flows.ledger import Ledger, State, TaskRun, timestamp, worst
 from temporal_flows.metadata import CANCEL_ACK_BOUND, DEFAULT_MAX_PENDING_TASKS, DEFAULT_REDISPATCH_LIMIT, HEARTBEAT_TIMEOUT
@@ -330,7 +331,8 @@ class Interpreter:
         call = runnable.build(task, props, RunIdentity(self.run_id, task_run.id))
         summary = task.id if scope.value is None else f"{task.id} [{scope.value}]"
         options = activity_options(task, summary, self.limits.redispatch_limit)
-        handle = workflow.start_activity(call.activity, call.request, result_type=call.result_type, **options)
+        request = to_wire(call.request) if is_dataclass(call.request) else call.request  # same JSON, no deep copy
+        handle = workflow.start_activity(call.activity, request, result_type=call.result_type, **options)
         try:
             try:
                 result = await asyncio.shield(handle)
