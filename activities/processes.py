@@ -10,7 +10,8 @@ No Python code runs between fork and exec (no `preexec_fn`): in a multi-threaded
 child that runs Python can hang forever on a lock another thread held at fork time. The lifeline
 is plain stdin, the new session is set by CPython's C code, so CPython can also use the much cheaper
 vfork for the spawn, and a task costs two execs (the supervisor, the command) rather than three:
-no `setpriv` is needed for tasks (the dev server still uses it, see die_with_parent_command).
+no `setpriv` is needed for tasks (the dev server still uses it, see die_with_parent_command). A
+`/bin/sh -c` script (`inline_sh`) costs one: the supervising shell forks a subshell that runs it.
 """
 
 from __future__ import annotations
