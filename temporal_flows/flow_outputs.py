@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from temporal_flows.expressions import ExpressionError, analyze, render, template_strings
-from temporal_flows.inputs import INPUT_TYPE_ALIASES, INPUT_TYPES, camel, canonical_type, coerce
+from temporal_flows.inputs import INPUT_TYPE_ALIASES, INPUT_TYPES, canonical_type, coerce
+from temporal_flows.keys import camel_case
 from temporal_flows.problems import EntryProblem, did_you_mean
 
 OUTPUT_KEYS = ("id", "type", "value", "description", "display_name", "required")
@@ -37,8 +38,8 @@ def normalize_outputs(entries: list[dict[str, Any]], known_task_ids: list[str]) 
         seen.add(entry.get("id"))
         for key in entry:
             if key not in OUTPUT_KEYS:
-                hint = did_you_mean(camel(key), [camel(known) for known in OUTPUT_KEYS])
-                problems.append(EntryProblem(index, key, f"{name}: unknown property `{camel(key)}`{hint}", at_key=True))
+                hint = did_you_mean(camel_case(key), [camel_case(known) for known in OUTPUT_KEYS])
+                problems.append(EntryProblem(index, key, f"{name}: unknown property `{camel_case(key)}`{hint}", at_key=True))
         for key in REQUIRED_OUTPUT_KEYS:
             if key not in entry:
                 problems.append(EntryProblem(index, None, f"{name} is missing `{key}`"))

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import yaml
 
 from temporal_flows.durations import parse_duration
+from temporal_flows.keys import camel_case
 from temporal_flows.problems import EntryProblem, did_you_mean
 from temporal_flows.source import FlowYamlLoader
 
@@ -74,12 +75,6 @@ def canonical_type(name: Any) -> str | None:
         return None
     name = INPUT_TYPE_ALIASES.get(name, name)
     return name if name in INPUT_TYPES else None
-
-
-def camel(key: str) -> str:
-    """`item_type` → `itemType`, as Kestra's flows write the keys."""
-    head, *rest = key.split("_")
-    return head + "".join(part.capitalize() for part in rest)
 
 
 # -- coercion: one function per type ---------------------------------------------------------------
@@ -394,17 +389,17 @@ def _normalize_input(entry: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[
     name = f"input `{entry.get('id')}` ({type_name})"
     for key in entry:
         if key not in allowed:
-            hint = did_you_mean(camel(key), [camel(known) for known in allowed])
-            found.append((key, f"{name}: unknown property `{camel(key)}`{hint}", True))
+            hint = did_you_mean(camel_case(key), [camel_case(known) for known in allowed])
+            found.append((key, f"{name}: unknown property `{camel_case(key)}`{hint}", True))
     unknown_keys = len(found)
     for key in REQUIRED_TYPE_KEYS.get(type_name, ()):
         if key not in entry:
-            found.append((None, f"{name} is missing `{camel(key)}`", False))
+            found.append((None, f"{name} is missing `{camel_case(key)}`", False))
     for key in TYPE_KEYS.get(type_name, ()):
         if key in entry and key in allowed:
             checked = _check_setting(type_name, key, entry[key])
             if isinstance(checked, _Invalid):
-                found.append((key, f"{name}: `{camel(key)}` must be {checked}, got {_shown(entry[key])}", False))
+                found.append((key, f"{name}: `{camel_case(key)}` must be {checked}, got {_shown(entry[key])}", False))
             else:
                 declaration[key] = checked
     required = entry.get("required", True)
@@ -417,7 +412,7 @@ def _normalize_input(entry: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[
             found.append(("defaults", f"{name}: `defaults` must be {error}, got {_shown(entry['defaults'], type_name)}", False))
     for key in ("display_name", "description"):
         if key in entry and not isinstance(entry[key], str):
-            found.append((key, f"{name}: `{camel(key)}` must be text, got {_shown(entry[key])}", False))
+            found.append((key, f"{name}: `{camel_case(key)}` must be text, got {_shown(entry[key])}", False))
     return declaration, found
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from activities.api import DOCKER_RUNNER, PROCESS_RUNNER, TaskRunner
+from temporal_flows.keys import snake_case
 
 PROCESS_RUNNERS = ("io.kestra.plugin.core.runner.Process", "Process", "process")
 DOCKER_RUNNERS = ("io.kestra.plugin.scripts.runner.docker.Docker", "Docker", "docker")
@@ -28,17 +29,11 @@ LEGACY_DOCKER_KEYS = {"pullPolicy": "pull_policy", "networkMode": "network_mode"
 workflow, where the dialect is not imported)."""
 
 
-def _snake(key: str) -> str:
-    from temporal_flows.dialects.tasklist import snake_case  # the dialect imports this module
-
-    return snake_case(key)
-
-
 def docker_option_problems(options: Mapping[str, Any]) -> list[str]:
     """What is wrong with a Docker runner's properties (besides `type`), for the dialect."""
     problems = []
     for key, value in options.items():
-        name = _snake(str(key))
+        name = snake_case(str(key))
         if name == "type":
             continue
         if name not in DOCKER_OPTIONS:
@@ -57,7 +52,7 @@ def _valid_option(name: str, value: Any) -> bool:
     if name in ("volumes", "entry_point"):
         return isinstance(value, list) and all(isinstance(item, str) for item in value)
     if name in ("cpu", "memory"):
-        return isinstance(value, dict) and set(map(_snake, value)) <= {"cpus", "memory", "memory_swap", "memory_reservation"}
+        return isinstance(value, dict) and set(map(snake_case, value)) <= {"cpus", "memory", "memory_swap", "memory_reservation"}
     return isinstance(value, (str, int))
 
 
@@ -66,7 +61,7 @@ def normalized_runner(value: Mapping[str, Any]) -> dict[str, Any]:
     `{type: docker, <snake_case options>}`."""
     if value.get("type") in PROCESS_RUNNERS:
         return {"type": PROCESS_RUNNER}
-    return {"type": DOCKER_RUNNER, **{_snake(str(key)): option for key, option in value.items() if key != "type"}}
+    return {"type": DOCKER_RUNNER, **{snake_case(str(key)): option for key, option in value.items() if key != "type"}}
 
 
 def declared_runner(props: Mapping[str, Any], default_image: str) -> TaskRunner:

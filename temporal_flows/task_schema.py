@@ -10,19 +10,14 @@ from __future__ import annotations
 from functools import cmp_to_key
 from typing import Any, Iterable
 
-from temporal_flows.dialects.tasklist import DOCKER_RUNNERS, PROCESS_RUNNERS, snake_case
+from temporal_flows.dialects.tasklist import DOCKER_RUNNERS, PROCESS_RUNNERS
+from temporal_flows.keys import camel_case, snake_case
 from temporal_flows.task_runners import DOCKER_OPTIONS, PULL_POLICIES
 from temporal_flows.tasks import COMMON_PROPERTIES, TYPES, PropertySpec, TaskType, resolve_type
 
 
 def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/definitions/{name}"}
-
-
-def camel_case(name: str) -> str:
-    """`allow_failure` → `allowFailure` (the inverse of the dialect's `snake_case`)."""
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def spellings(name: str) -> list[str]:

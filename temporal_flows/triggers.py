@@ -16,6 +16,7 @@ from typing import Any, Callable
 from temporal_flows.cron import CronError, temporal_cron
 from temporal_flows.durations import EXPECTED as DURATION_EXPECTED
 from temporal_flows.durations import parse_duration
+from temporal_flows.keys import snake_case
 from temporal_flows.model import Location
 from temporal_flows.problems import Problem, did_you_mean
 from temporal_flows.source import YMap
@@ -150,7 +151,7 @@ def check_triggers(nodes: list[Any]) -> list[Problem]:
 
 def _check_schedule(node: YMap, trigger_id: Any) -> list[Problem]:
     problems = []
-    given = {_snake_case(key): key for key in node}
+    given = {snake_case(key): key for key in node}
     for name, key in given.items():
         where = node.key_location(key)
         check = SCHEDULE_PROPERTIES.get(name)
@@ -229,12 +230,6 @@ def schedule_id(namespace: str, flow_id: str, trigger_id: str) -> str:
 def schedule_prefix(namespace: str, flow_id: str) -> str:
     """Every schedule of a flow starts with this, so undeploy finds renamed or removed triggers too."""
     return f"{namespace}.{flow_id}."
-
-
-def _snake_case(key: str) -> str:
-    from temporal_flows.dialects.tasklist import snake_case  # the dialect's own rule; imported late (it imports us)
-
-    return snake_case(key)
 
 
 def _problem(location: Location, message: str) -> Problem:

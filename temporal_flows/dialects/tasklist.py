@@ -14,6 +14,7 @@ from temporal_flows.durations import parse_duration
 from temporal_flows.expressions import as_text, is_template
 from temporal_flows.flow_outputs import normalize_outputs
 from temporal_flows.inputs import normalize_inputs
+from temporal_flows.keys import snake_case
 from temporal_flows.model import Flow, Location, Task
 from temporal_flows.problems import Problem, did_you_mean
 from temporal_flows.retries import BEHAVIORS, RETRY_PROPERTIES, RETRY_TYPES
@@ -29,14 +30,6 @@ FLOW_KEYS = (
 )
 FLOW_KEYS_NOT_YET_SUPPORTED = ("concurrency",)
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-
-
-def snake_case(key: str) -> str:
-    """`allowFailure` → `allow_failure`; snake_case keys are unchanged."""
-    return _CAMEL_BOUNDARY.sub("_", key).lower()
-
-
 class _Normalizer:
     def __init__(self, file: str):
         self.file = file
