@@ -29,6 +29,7 @@ from temporalio.client import (
 from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
+from client.subflows import resolve_subflows
 from client.runs import MISSING_SEARCH_ATTRIBUTES, REGISTER_SEARCH_ATTRIBUTES, lacks_search_attributes, run_metadata, run_request
 from temporal_flows.inputs import InputError, resolve_inputs
 from temporal_flows.loader import LoadedFlow
@@ -100,13 +101,16 @@ def plan(loaded: LoadedFlow) -> list[Planned]:
                 f"only `{SCHEDULE_TRIGGER}` triggers become Temporal Schedules"
             )))
     planned = []
+    subflows: dict[str, dict[str, Any]] | None = None  # found once, when a request first needs them
     for trigger in schedule_triggers(loaded):
         try:
             inputs = resolve_inputs(flow.inputs, trigger.inputs)
         except InputError as error:
             problems.extend(at(trigger.id, f"Schedule trigger `{trigger.id}`, `inputs`: {message}") for message in error.messages)
             continue
-        planned.append(Planned(trigger, run_request(loaded, inputs=inputs, labels=trigger.labels)))
+        if subflows is None:
+            subflows = resolve_subflows(loaded)
+        planned.append(Planned(trigger, run_request(loaded, inputs=inputs, labels=trigger.labels, subflows=subflows)))
     if problems:
         raise FlowError(problems)
     return planned
