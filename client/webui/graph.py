@@ -16,16 +16,11 @@ def page_graph(flow: Flow) -> dict[str, Any]:
     `{"id", "kind": "task" | "group" | "branch", "label", "type", "notes"}` (boxes with their own
     `children` and `order`); an edge `{"from", "to", "kind", "inferred", "label"}`."""
     graph = build_graph(flow)
-    parents = {node.id: node.group for node in graph.nodes} | {group.id: group.parent for group in graph.groups}
     root = _box_of(graph, None, f"{flow.namespace}.{flow.id}", "root", flow.dialect)
     boxes = {None: root}
     for box in _boxes(root):
         boxes[box["id"]] = box
-    for edge in graph.edges:
-        lifted = _siblings(parents, edge.source, edge.target)
-        if lifted is not None:
-            owner, before, after = lifted
-            boxes[owner]["order"].append([before, after])
+    _take_order(graph.to_tree(), boxes)
     root["edges"] = [{"from": edge.source, "to": edge.target, "kind": edge.kind, "inferred": edge.inferred,
                       "label": edge.label} for edge in graph.edges]
     return root
@@ -52,21 +47,10 @@ def _boxes(box: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def _siblings(parents: dict[str, Optional[str]], source: str, target: str) -> Optional[tuple[Optional[str], str, str]]:
-    """The edge seen in the innermost box holding both ends: (that box, the child of it holding
-    the source, the child holding the target); None when one end holds the other."""
-    source_chain, target_chain = _chain(parents, source), _chain(parents, target)
-    for index, owner in enumerate(source_chain[1:], start=1):
-        if owner in target_chain:
-            position = target_chain.index(owner)
-            before, after = source_chain[index - 1], target_chain[position - 1]
-            return None if position == 0 or before == after else (owner, before, after)
-    return None
-
-
-def _chain(parents: dict[str, Optional[str]], item: str) -> list[Optional[str]]:
-    """The item, its box, that box's box ... up to None (the flow's top level)."""
-    chain: list[Optional[str]] = [item]
-    while chain[-1] is not None:
-        chain.append(parents.get(chain[-1]))
-    return chain
+def _take_order(tree_box: dict[str, Any], boxes: dict[Optional[str], dict[str, Any]]) -> None:
+    """Each box's order between its direct children: the graph's edges as `FlowGraph.to_tree`
+    lifts them to the children of the innermost box holding both ends."""
+    boxes[tree_box["id"]]["order"] = [[edge["source"], edge["target"]] for edge in tree_box["edges"]]
+    for child in tree_box["children"]:
+        if "children" in child:
+            _take_order(child, boxes)
