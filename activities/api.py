@@ -181,5 +181,5 @@ class RenderRequest:
     task_run_id: str
     templates: list[str]
     context: dict[str, Any]
-    """The task's template context as data (`temporal_flows.references.context_for_worker`)."""
+    """The task's template context as data (`temporal_flows.expressions.references.context_for_worker`)."""
     pebble: bool = True

@@ -1,5 +1,5 @@
 """Output extractors applied on the worker, to the text a runnable produced (an http body, a
-command's stdout): the one place every runnable activity calls (SPEC §4, `temporal_flows.extractors`)."""
+command's stdout): the one place every runnable activity calls (SPEC §4, `temporal_flows.expressions.extractors`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
-from temporal_flows.extractors import ExtractionError, extract, parse_extractors
+from temporal_flows.expressions.extractors import ExtractionError, extract, parse_extractors
 
 TEXT_LIMIT_BYTES = 1024 * 1024
 """Most text extractors are applied to (1 MiB); bigger text fails them rather than growing the worker."""

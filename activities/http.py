@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities.api import HTTP_ACTIVITY, HttpRequest, HttpResult
 from activities.extracting import apply_extractors
 from activities.storage import TaskStorage
-from temporal_flows.extractors import excerpt
+from temporal_flows.expressions.extractors import excerpt
 
 HEARTBEAT_EVERY = 1.0
 """Seconds between heartbeats (the SDK learns of a cancellation on a heartbeat's answer)."""

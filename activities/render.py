@@ -1,5 +1,5 @@
 """Rendering on a worker: templates that read stored values (references), which the workflow cannot
-read, render here with the workflow's own environment (`temporal_flows.expressions`), references
+read, render here with the workflow's own environment (`temporal_flows.expressions.templates`), references
 read from the run's storage. A result too big for the history is stored again and returned as a
 reference; a reference that cannot be read fails the task naming its file.
 """
@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.api import RENDER_ACTIVITY, RenderRequest
 from activities.storage import StoredValueError, TaskStorage, read_value
-from temporal_flows.expressions import ExpressionError, reading_environment, render_string
+from temporal_flows.expressions.templates import ExpressionError, reading_environment, render_string
 
 
 class _FixedNow:

@@ -1,5 +1,5 @@
 """The run's storage: big output values and output files, kept on disk and passed through Temporal
-as small reference objects (`temporal_flows.references`), so no payload nears the history's limits.
+as small reference objects (`temporal_flows.expressions.references`), so no payload nears the history's limits.
 
 Layout: `<root>/<run id>/<task run id>/outputs/<n>-<name>.json` (a value, as JSON) and
 `<root>/<run id>/<task run id>/files/<path>` (an `outputFiles` match). References hold the path
@@ -24,7 +24,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.api import CommandsRequest, CommandsResult
 
-from temporal_flows.references import REF_KEY, describe, is_reference
+from temporal_flows.expressions.references import REF_KEY, describe, is_reference
 
 DEFAULT_THRESHOLD = 128 * 1024
 """Bytes (as JSON) above which an output value goes to storage."""

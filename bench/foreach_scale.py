@@ -38,7 +38,7 @@ def foreach_flow(size: int) -> dict:
 async def run_once(address: str, task_queue: str, path: Path, size: int) -> float:
     from temporalio.client import Client
 
-    from temporal_flows.loader import load_flow
+    from temporal_flows.language.loader import load_flow
     from client.runs import start_run, wait_result
 
     client = await Client.connect(address)

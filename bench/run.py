@@ -157,7 +157,7 @@ class Bench:
 
     async def scenario(self, scenario: Scenario, reps: int, deadline: float) -> dict[str, Series]:
         loaded = None
-        from temporal_flows.loader import load_flow
+        from temporal_flows.language.loader import load_flow
 
         loaded = load_flow(write_flow(self.folder, scenario.flow))
         series = {"handwritten": Series(), "interpreter": Series()}

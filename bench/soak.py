@@ -52,7 +52,7 @@ class Counters:
 
 async def run_one(client: Client, folder: Path, counters: Counters, index: int, tasks: int,
                   concurrent: int, task_queue: str, run_ids: list[str]) -> float:
-    from temporal_flows.loader import load_flow
+    from temporal_flows.language.loader import load_flow
     from client.runs import start_run
 
     children = [commands_task(f"t{i}", [f"printf . >> {counters.path(index)}"]) for i in range(tasks)]

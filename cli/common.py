@@ -14,10 +14,10 @@ from temporalio.service import RPCError
 from activities.task_runners import WORKER_TASK_RUNNERS
 from client.connection import ConnectionConfigError, TemporalUnreachable
 from client.subflows import resolve_subflows
-from temporal_flows.loader import LoadedFlow, load_flow
+from temporal_flows.language.loader import LoadedFlow, load_flow
+from temporal_flows.language.validate import not_runnable_yet
 from temporal_flows.metadata import DEFAULT_TASK_QUEUE
-from temporal_flows.problems import FlowError
-from temporal_flows.validate import not_runnable_yet
+from temporal_flows.model.problems import FlowError
 
 
 class ExitCode:

@@ -8,10 +8,10 @@ from typing import Optional
 import typer
 
 from cli.common import ExitCode, fail
-from temporal_flows.graph import build_graph
-from temporal_flows.graph_render import RENDERERS
-from temporal_flows.loader import load_flow
-from temporal_flows.problems import FlowError
+from temporal_flows.language.graph import build_graph
+from temporal_flows.language.graph_render import RENDERERS
+from temporal_flows.language.loader import load_flow
+from temporal_flows.model.problems import FlowError
 
 
 def register(app: typer.Typer) -> None:

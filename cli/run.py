@@ -41,9 +41,9 @@ from cli.progress import ProgressPrinter, print_attempt_log, print_result, ui_li
 from client.connection import cluster_settings, known_ui_base
 from client.devserver import DevServer, default_db_filename, free_port, port_is_free
 from client.temporal_cli import default_data_dir
-from temporal_flows.inputs import InputError, resolve_inputs
-from temporal_flows.loader import LoadedFlow
-from temporal_flows.source import FlowYamlLoader
+from temporal_flows.language.inputs import InputError, resolve_inputs
+from temporal_flows.language.loader import LoadedFlow
+from temporal_flows.language.source import FlowYamlLoader
 from temporal_flows.metadata import DEFAULT_ADDRESS, DEFAULT_UI_PORT
 from temporal_flows.metadata import DEFAULT_MAX_PENDING_TASKS, DEFAULT_REDISPATCH_LIMIT
 from client.connection import Connection, TemporalUnreachable, connect

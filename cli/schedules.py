@@ -25,8 +25,8 @@ from client.connection import Connection, cluster_settings, connect
 from client.schedules import Deployed, Planned, list_schedules, plan
 from client.schedules import deploy as deploy_schedules
 from client.schedules import undeploy as undeploy_schedules
-from temporal_flows.loader import LoadedFlow, load_flow
-from temporal_flows.problems import FlowError
+from temporal_flows.language.loader import LoadedFlow, load_flow
+from temporal_flows.model.problems import FlowError
 
 
 def register(app: typer.Typer) -> None:

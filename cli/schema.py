@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from cli.common import ExitCode
-from temporal_flows.schema import flow_schema
+from temporal_flows.language.schema import flow_schema
 
 
 def register(app: typer.Typer) -> None:

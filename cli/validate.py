@@ -10,8 +10,8 @@ import typer
 
 from cli.common import ExitCode, FlowsDirOption
 from client.subflows import resolve_subflows
-from temporal_flows.loader import load_flow
-from temporal_flows.problems import FlowError, Problem
+from temporal_flows.language.loader import load_flow
+from temporal_flows.model.problems import FlowError, Problem
 
 
 def register(app: typer.Typer) -> None:

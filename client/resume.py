@@ -18,7 +18,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from temporal_flows.workflow import RESUME_UPDATE, ResumeRequest
+from temporal_flows.model.requests import RESUME_UPDATE, ResumeRequest
 
 RESUME_WAIT = timedelta(seconds=30)
 """How long a resume waits for a worker to take it (the update runs in the workflow, on a worker)."""

@@ -23,8 +23,9 @@ from temporalio.exceptions import ApplicationError, CancelledError, TerminatedEr
 from temporalio.service import RPCError
 
 from client.subflows import resolve_subflows
-from temporal_flows.dialects.steps import STEP_FLOW_MAX_WORKERS
-from temporal_flows.loader import LoadedFlow
+from temporal_flows.engine.workflow import FlowWorkflow
+from temporal_flows.language.dialects.steps import STEP_FLOW_MAX_WORKERS
+from temporal_flows.language.loader import LoadedFlow
 from temporal_flows.metadata import (
     LEDGER_ACTIVITY,
     SEARCH_ATTRIBUTES,
@@ -32,7 +33,7 @@ from temporal_flows.metadata import (
     labels_search_attribute_key,
     search_attribute_keys,
 )
-from temporal_flows.workflow import FLOW_FAILED_ERROR, SUMMARY_QUERY, TASK_RUNS_QUERY, FlowWorkflow, RunRequest
+from temporal_flows.model.requests import FLOW_FAILED_ERROR, SUMMARY_QUERY, TASK_RUNS_QUERY, RunRequest
 
 LEDGER_HISTORY_PAGE = 200
 """Events per page when reading a finished run's history backwards for its recorded ledger."""
@@ -51,7 +52,7 @@ def run_request(
     **limits: int,
 ) -> RunRequest:
     """The workflow input (validation has checked that the flow fits in one Temporal payload).
-    `inputs` are resolved (`temporal_flows.inputs.resolve_inputs`); `labels` add to the flow's;
+    `inputs` are resolved (`temporal_flows.language.inputs.resolve_inputs`); `labels` add to the flow's;
     `subflows` are the flows it calls (`client.subflows.resolve_subflows`), by default found beside
     the flow's file (a missing one raises `FlowError`)."""
     flow = loaded.flow

@@ -31,13 +31,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from client.subflows import resolve_subflows
 from client.runs import MISSING_SEARCH_ATTRIBUTES, REGISTER_SEARCH_ATTRIBUTES, lacks_search_attributes, run_metadata, run_request
-from temporal_flows.inputs import InputError, resolve_inputs
-from temporal_flows.loader import LoadedFlow
+from temporal_flows.engine.workflow import FlowWorkflow
+from temporal_flows.language.inputs import InputError, resolve_inputs
+from temporal_flows.language.loader import LoadedFlow
+from temporal_flows.language.triggers import SCHEDULE_TRIGGER, ScheduleTrigger, is_schedule, schedule_id, schedule_of, schedule_prefix
 from temporal_flows.metadata import WORKFLOW_TYPE
-from temporal_flows.model import Location
-from temporal_flows.problems import FlowError, Problem
-from temporal_flows.triggers import SCHEDULE_TRIGGER, ScheduleTrigger, is_schedule, schedule_id, schedule_of, schedule_prefix
-from temporal_flows.workflow import FlowWorkflow, RunRequest
+from temporal_flows.model.flow import Location
+from temporal_flows.model.problems import FlowError, Problem
+from temporal_flows.model.requests import RunRequest
 
 SCHEDULE_MEMO = "schedule"
 """The action memo key naming the schedule's flow, trigger and cron."""

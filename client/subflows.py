@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from temporal_flows.expressions import template_strings
-from temporal_flows.loader import LoadedFlow, load_flow
+from temporal_flows.expressions.templates import template_strings
+from temporal_flows.language.loader import LoadedFlow, load_flow
+from temporal_flows.language.source import YMap, parse_yaml
+from temporal_flows.language.validate import not_runnable_yet
 from temporal_flows.metadata import PAYLOAD_LIMIT_BYTES
-from temporal_flows.model import Location, Task
-from temporal_flows.problems import FlowError, Problem
-from temporal_flows.source import YMap, parse_yaml
-from temporal_flows.tasks.subflow import flow_key
-from temporal_flows.validate import not_runnable_yet
+from temporal_flows.model.flow import Location, Task
+from temporal_flows.model.problems import FlowError, Problem
+from temporal_flows.tasks.flowable.subflow import flow_key
 
 SUBFLOW_TYPE = "subflow"
 FLOW_FILE_SUFFIXES = (".yaml", ".yml")

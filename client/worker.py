@@ -20,8 +20,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities import storage
 from client.temporal_cli import default_data_dir
+from temporal_flows.engine.workflow import FlowWorkflow
 from temporal_flows.metadata import CANCEL_GRACE, HEARTBEAT_THROTTLE
-from temporal_flows.workflow import FlowWorkflow
 
 SANDBOX_PASSTHROUGH = ("jinja2", "markupsafe", "yaml", "jq", "activities.api", "activities.wire")
 SANDBOX_UNRESTRICTED_MEMBERS = ("zoneinfo",)

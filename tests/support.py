@@ -14,7 +14,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from temporal_flows.loader import load_flow
+from temporal_flows.language.loader import load_flow
 from client.runs import start_run, wait_result
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""The page's drawing of a flow, from its resolved graph (`temporal_flows.graph`, as `tflow graph`
+"""The page's drawing of a flow, from its resolved graph (`temporal_flows.language.graph`, as `tflow graph`
 prints it): a tree of boxes (flowable tasks and their branches) holding tasks, every edge for the
 arrows, and in each box the order between its direct children that the page lays out in layers.
 """
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from temporal_flows.graph import FlowGraph, GraphGroup, GraphNode, build_graph
-from temporal_flows.model import Flow
+from temporal_flows.language.graph import FlowGraph, GraphGroup, GraphNode, build_graph
+from temporal_flows.model.flow import Flow
 
 
 def page_graph(flow: Flow) -> dict[str, Any]:

@@ -19,9 +19,9 @@ from client.run_list import recent_runs
 from client.runs import read_result, start_run, ui_url
 from client.task_logs import read_task_logs
 from client.webui.graph import page_graph
-from temporal_flows.inputs import InputError, resolve_inputs
-from temporal_flows.loader import LoadedFlow
-from temporal_flows.model import Flow
+from temporal_flows.language.inputs import InputError, resolve_inputs
+from temporal_flows.language.loader import LoadedFlow
+from temporal_flows.model.flow import Flow
 
 STATIC = Path(__file__).parent / "static"
 POLL_SECONDS = 0.5

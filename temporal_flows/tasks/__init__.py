@@ -1,32 +1,17 @@
-"""The registry of task types: one module per type (or small family) in this package.
+"""The registry of task types: one module per type, grouped by kind (`flowable/`, `pure/`,
+`runnable/`), each declaring its names, typed properties and the hook that executes it.
 
-Each module declares a `TaskType` (names, kind, properties, and the hook that executes it); the
-dialect, validation and the interpreter look types up here and nowhere else.
+The language reads the declarations, the engine calls the hooks; imports `model`, `expressions`,
+`metadata` and `activities.api` (the activities' wire contract), never `language` or `engine`.
 """
 
 from __future__ import annotations
 
-from temporal_flows.tasks import (
-    allow_failure,
-    basic,
-    commands,
-    conditional,
-    dag,
-    fail,
-    foreach,
-    http,
-    log,
-    output_values,
-    parallel,
-    pause,
-    returns,
-    script,
-    sequential,
-    sleep,
-    subflow,
-    switch,
-)
+from temporal_flows.tasks import basic
 from temporal_flows.tasks.base import COMMON_PROPERTIES, PropertySpec, TaskType
+from temporal_flows.tasks.flowable import allow_failure, conditional, dag, foreach, parallel, pause, sequential, subflow, switch
+from temporal_flows.tasks.pure import fail, log, output_values, returns, sleep
+from temporal_flows.tasks.runnable import commands, http, script
 
 TYPES: tuple[TaskType, ...] = (
     parallel.TYPE,

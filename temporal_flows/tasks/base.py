@@ -7,17 +7,28 @@ in this package), so adding a task type touches one file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol
 
-from temporal_flows.extractors import extractor_problem
-from temporal_flows.ledger import TaskRun
-from temporal_flows.model import Task, TaskKind
-from temporal_flows.retries import RetryPolicy
-from temporal_flows.scheduler import ChildResult, Group, GroupResult
+from temporal_flows.expressions.extractors import extractor_problem
+from temporal_flows.model.flow import Task, TaskKind
+from temporal_flows.model.retries import RetryPolicy
+from temporal_flows.model.runs import PauseEnd, TaskRun
+from temporal_flows.tasks.plan import ChildResult, Group, GroupResult
 
 if TYPE_CHECKING:
-    from temporal_flows.pauses import Pauses
-    from temporal_flows.runnables import RunnableType
+    from temporal_flows.tasks.runnable.activity import RunnableType
+
+
+class PauseRoom(Protocol):
+    """Where a `pause` waits durably for its resume: the engine's `Pauses` (workflow state)."""
+
+    async def wait(
+        self, task_run: TaskRun, on_resume: list[dict[str, Any]], duration_s: float | None, timeout_s: float | None
+    ) -> tuple[PauseEnd, dict[str, Any] | None]: ...
+
+    def ended(self, task_run_id: str) -> PauseEnd | None: ...
+
+    def defaults(self, on_resume: list[dict[str, Any]]) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True)
@@ -84,7 +95,7 @@ class TaskContext:
     """The run's labels (the flow's and the run's own), which a subflow may pass on."""
     subflows: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     """Flows this run may call as subflows: `namespace.flowId` → normalized flow (`RunRequest.subflows`)."""
-    pauses: Pauses | None = None
+    pauses: PauseRoom | None = None
     """The run's paused task runs, where a `pause` waits for its resume."""
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from temporal_flows.model import TaskKind
+from temporal_flows.model.flow import TaskKind
 from temporal_flows.tasks.base import TaskType
 
 SELECTORS = (("commands", "commands"), ("script", "script"), ("request", "http"), ("url", "http"), ("return", "return"))

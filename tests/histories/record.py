@@ -18,7 +18,7 @@ from typing import Any
 from temporalio.client import Client
 
 from client.devserver import DevServer
-from temporal_flows.loader import load_flow
+from temporal_flows.language.loader import load_flow
 from client.resume import resume_run
 from client.runs import start_run, summary, wait_result
 from client.worker import create_worker

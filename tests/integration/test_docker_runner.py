@@ -16,7 +16,7 @@ from temporalio.client import Client
 
 import activities.task_runners as runners
 from client.runs import start_run, wait_result
-from temporal_flows.loader import load_flow
+from temporal_flows.language.loader import load_flow
 from tests.support import task_run, write_flow
 
 FAKE_DOCKER = r"""#!/bin/sh

@@ -12,7 +12,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from client.devserver import DevServer
-from temporal_flows.loader import load_flow
+from temporal_flows.language.loader import load_flow
 from temporal_flows.metadata import HEARTBEAT_TIMEOUT
 from client.runs import start_run, wait_result
 from client.worker import create_worker

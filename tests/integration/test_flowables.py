@@ -15,8 +15,8 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from temporal_flows.loader import load_flow_text
-from temporal_flows.problems import FlowError
+from temporal_flows.language.loader import load_flow_text
+from temporal_flows.model.problems import FlowError
 from tests.support import (
     REPO,
     cli_env,

@@ -32,7 +32,7 @@ import yaml
 from temporalio.client import Client
 
 from client.worker import create_worker
-from temporal_flows.workflow import SUMMARY_QUERY
+from temporal_flows.model.requests import SUMMARY_QUERY
 from tests.support import REPO, cli_env, tflow
 
 CORPUS = REPO.parent / "shared" / "kestra-flows"  # SHARED / "kestra-flows" (tests/conftest.py)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from temporal_flows.loader import load_flow
+from temporal_flows.language.loader import load_flow
 from temporal_flows.metadata import LEDGER_PAGE_BYTES
 from client.runs import live_task_runs, recorded_run, recorded_task_runs, start_run, wait_result
 from tests.support import duration, peak_concurrency, pid_alive, run_flow, task_run, wait_until, write_flow

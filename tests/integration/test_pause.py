@@ -16,7 +16,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from client.runs import live_result, start_run, summary, wait_result
 from client.worker import create_worker
-from temporal_flows.loader import load_flow
+from temporal_flows.language.loader import load_flow
 from tests.support import REPO, cli_env, duration, run_flows, runs_of, task_ids, task_run, tflow, write_flow
 
 WAIT_PAUSED_S = 15.0

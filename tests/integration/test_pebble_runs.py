@@ -9,7 +9,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from temporal_flows.expressions import PATCH_PEBBLE_TEMPLATES
+from temporal_flows.expressions.templates import PATCH_PEBBLE_TEMPLATES
 from tests.support import run_with_history, runs_of, task_run, write_flow
 
 

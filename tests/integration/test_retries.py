@@ -17,12 +17,12 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
-from temporal_flows.loader import load_flow, load_flow_text
+from temporal_flows.language.loader import load_flow, load_flow_text
 from temporal_flows.metadata import HEARTBEAT_TIMEOUT
-from temporal_flows.problems import FlowError
+from temporal_flows.model.problems import FlowError
 from client.runs import start_run, wait_result
 from client.worker import workflow_runner
-from temporal_flows.workflow import FlowWorkflow
+from temporal_flows.engine.workflow import FlowWorkflow
 from tests.support import (
     REPO,
     cli_env,

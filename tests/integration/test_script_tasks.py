@@ -16,7 +16,7 @@ from temporalio.client import Client
 from client.runs import start_run, wait_result
 from client.task_logs import read_task_logs
 from client.worker import create_worker
-from temporal_flows.loader import load_flow
+from temporal_flows.language.loader import load_flow
 from tests.support import task_run, write_flow
 
 KESTRA_SCRIPT = """\

@@ -24,7 +24,7 @@ from activities.task_runners import docker_unreachable_reason
 from client.runs import start_run, wait_result
 from client.task_logs import read_task_logs
 from client.worker import create_worker
-from temporal_flows.loader import load_flow
+from temporal_flows.language.loader import load_flow
 from tests.support import REPO, runs_of, task_run
 
 SEEDS = REPO.parent / "shared" / "seeds"

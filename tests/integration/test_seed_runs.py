@@ -8,7 +8,7 @@ import json
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from temporal_flows.loader import load_flow
+from temporal_flows.language.loader import load_flow
 from temporal_flows.metadata import search_attribute_keys
 from client.runs import start_run, wait_result
 from tests.support import REPO, duration, run_flow, task_run

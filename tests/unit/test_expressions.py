@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from temporal_flows.durations import parse_duration
-from temporal_flows.expressions import ExpressionError, analyze, render, render_string
-from temporal_flows.loader import load_flow_text
-from temporal_flows.problems import FlowError
+from temporal_flows.expressions.templates import ExpressionError, analyze, render, render_string
+from temporal_flows.language.loader import load_flow_text
+from temporal_flows.model.durations import parse_duration
+from temporal_flows.model.problems import FlowError
 
 
 def test_renders_kestra_and_go_template_forms():

@@ -8,12 +8,12 @@ import jsonschema
 import pytest
 
 from activities.extracting import TextCapture, apply_extractors
-from temporal_flows.extractors import ExtractionError, Extractor, extract, extractor_problem
-from temporal_flows.loader import load_flow_text
-from temporal_flows.problems import FlowError
-from temporal_flows.runnables import RunIdentity
-from temporal_flows.schema import flow_schema
-from temporal_flows.tasks.http import build, status_ranges
+from temporal_flows.expressions.extractors import ExtractionError, Extractor, extract, extractor_problem
+from temporal_flows.language.loader import load_flow_text
+from temporal_flows.language.schema import flow_schema
+from temporal_flows.model.problems import FlowError
+from temporal_flows.tasks.runnable.activity import RunIdentity
+from temporal_flows.tasks.runnable.http import build, status_ranges
 from temporalio.exceptions import ApplicationError
 
 BODY = '{"access_token": "t0k", "items": [{"id": 1}, {"id": 2}]}'

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from temporal_flows.graph import FlowGraph, build_graph
-from temporal_flows.graph_render import render_dot, render_mermaid, render_text
-from temporal_flows.loader import load_flow, load_flow_text
+from temporal_flows.language.graph import FlowGraph, build_graph
+from temporal_flows.language.graph_render import render_dot, render_mermaid, render_text
+from temporal_flows.language.loader import load_flow, load_flow_text
 from tests.support import REPO, cli_env, tflow
 
 NESTED = """

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from temporal_flows.flow_outputs import OutputError, render_outputs
-from temporal_flows.inputs import INPUT_TYPES, InputError, iso_duration, resolve_inputs
-from temporal_flows.loader import load_flow_text
-from temporal_flows.problems import FlowError
+from temporal_flows.language.flow_outputs import OutputError, render_outputs
+from temporal_flows.language.inputs import INPUT_TYPES, InputError, iso_duration, resolve_inputs
+from temporal_flows.language.loader import load_flow_text
+from temporal_flows.model.problems import FlowError
 
 # type, extra declaration, a valid given value, its resolved form, an invalid given value, the default
 # and its resolved form.

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "temporal_flows": ("client", "cli"),
-    "activities": ("client", "cli", "temporal_flows.workflow", "temporal_flows.interpreter", "temporal_flows.scheduler"),
+    "activities": ("client", "cli", "temporal_flows.engine.workflow", "temporal_flows.engine.interpreter", "temporal_flows.engine.scheduler"),
     "client": ("cli",),
 }
 """package → what none of its modules may import."""

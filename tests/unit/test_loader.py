@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from temporal_flows.loader import load_flow, load_flow_text
-from temporal_flows.model import Flow
-from temporal_flows.problems import FlowError
+from temporal_flows.language.loader import load_flow, load_flow_text
+from temporal_flows.model.flow import Flow
+from temporal_flows.model.problems import FlowError
 
 REPO = Path(__file__).resolve().parents[2]
 SEEDS = REPO.parent / "shared" / "seeds"

@@ -1,4 +1,4 @@
-"""What a resume may wake and why it is refused (`temporal_flows.pauses`), and how `tflow status`
+"""What a resume may wake and why it is refused (`temporal_flows.engine.pauses`), and how `tflow status`
 and `tflow run` say what a paused run waits for. The waiting itself runs in the workflow
 (tests/integration/test_pause.py); choosing and checking is plain logic, tested here."""
 
@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from cli.progress import ProgressPrinter, waiting_lines
-from temporal_flows.loader import load_flow_text
-from temporal_flows.ledger import TaskRun
-from temporal_flows.pauses import PausedTask, Pauses, ResumeRefused
-from temporal_flows.problems import FlowError
+from temporal_flows.engine.pauses import PausedTask, Pauses, ResumeRefused
+from temporal_flows.language.loader import load_flow_text
+from temporal_flows.model.problems import FlowError
+from temporal_flows.model.runs import TaskRun
 
 FLOW_TASKS = {"first", "gate", "approve", "last"}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from temporal_flows.expressions import ExpressionError, analyze, render_string
-from temporal_flows.loader import load_flow_text
-from temporal_flows.problems import FlowError
+from temporal_flows.expressions.templates import ExpressionError, analyze, render_string
+from temporal_flows.language.loader import load_flow_text
+from temporal_flows.model.problems import FlowError
 
 CONTEXT = {
     "none": None,

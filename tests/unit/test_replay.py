@@ -12,7 +12,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from client.worker import workflow_runner
-from temporal_flows.workflow import FlowWorkflow
+from temporal_flows.engine.workflow import FlowWorkflow
 
 HISTORIES = sorted((Path(__file__).resolve().parents[1] / "histories").glob("*.json"))
 

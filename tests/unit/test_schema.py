@@ -20,11 +20,11 @@ from jsonschema.exceptions import best_match
 from typer.testing import CliRunner
 
 from cli import schema as schema_command
-from temporal_flows.durations import parse_duration
-from temporal_flows.loader import load_flow_text
-from temporal_flows.problems import FlowError
-from temporal_flows.schema import DURATION_PATTERN, flow_schema
-from temporal_flows.source import parse_yaml
+from temporal_flows.language.loader import load_flow_text
+from temporal_flows.language.schema import DURATION_PATTERN, flow_schema
+from temporal_flows.language.source import parse_yaml
+from temporal_flows.model.durations import parse_duration
+from temporal_flows.model.problems import FlowError
 from tests.support import REPO, cli_env, tflow
 from tests.unit.test_seed_examples import FENCE, SEED_002_FRAGMENTS, SEEDS, as_flow
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from temporal_flows.loader import load_flow_text
-from temporal_flows.problems import FlowError
+from temporal_flows.language.loader import load_flow_text
+from temporal_flows.model.problems import FlowError
 from tests.support import REPO
 
 SEEDS = REPO.parent / "shared" / "seeds"  # SHARED / "seeds" (tests/conftest.py)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from temporal_flows.expressions import referenced_outputs
-from temporal_flows.loader import load_flow_text
-from temporal_flows.problems import FlowError
+from temporal_flows.expressions.templates import referenced_outputs
+from temporal_flows.language.loader import load_flow_text
+from temporal_flows.model.problems import FlowError
 
 MIXED = """\
 sources:

@@ -12,9 +12,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities import storage
 from activities.storage import StoredValueError, TaskStorage, collect_output_files, read_value, stage_input_files
-from temporal_flows.expressions import ExpressionError, ReferenceTouched, reading_environment, render_string
-from temporal_flows.references import REF_KEY, contains_reference
-from temporal_flows.worker_render import check_no_stored_values, context_needed
+from temporal_flows.engine.worker_render import check_no_stored_values, context_needed
+from temporal_flows.expressions.references import REF_KEY, contains_reference
+from temporal_flows.expressions.templates import ExpressionError, ReferenceTouched, reading_environment, render_string
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from client.subflows import resolve_subflows
-from temporal_flows.loader import load_flow
-from temporal_flows.problems import FlowError
+from temporal_flows.language.loader import load_flow
+from temporal_flows.model.problems import FlowError
 from tests.support import write_flow
 
 

@@ -12,9 +12,9 @@ from temporalio.exceptions import ApplicationError
 import activities.task_runners as runners
 from activities.api import TaskRunner
 from activities.task_log import TaskLog
-from temporal_flows.loader import load_flow_text
-from temporal_flows.problems import FlowError
-from temporal_flows.task_runners import declared_runner
+from temporal_flows.language.loader import load_flow_text
+from temporal_flows.model.problems import FlowError
+from temporal_flows.tasks.runnable.task_runners import declared_runner
 
 DOCKER = TaskRunner(type="docker", image="ghcr.io/kestra-io/pydata:latest")
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from temporal_flows.cron import CronError, temporal_cron
-from temporal_flows.loader import load_flow_text
-from temporal_flows.problems import FlowError
-from temporal_flows.triggers import MIN_CATCHUP_WINDOW_S, schedule_id, schedule_of
+from temporal_flows.language.cron import CronError, temporal_cron
+from temporal_flows.language.loader import load_flow_text
+from temporal_flows.language.triggers import MIN_CATCHUP_WINDOW_S, schedule_id, schedule_of
+from temporal_flows.model.problems import FlowError
 from tests.support import REPO, cli_env, tflow, write_flow
 
 FLOW = """\

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from client.webui.graph import page_graph
-from temporal_flows.loader import load_flow_text
+from temporal_flows.language.loader import load_flow_text
 
 FLOW = """
 id: drawn

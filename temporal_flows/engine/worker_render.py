@@ -1,0 +1,131 @@
+"""Templates that read stored values, rendered by a worker for the workflow (which cannot read
+storage and must not hold big values): the `tflow.render` activity (`activities.render`).
+
+Only runs whose outputs hold references take this path (the interpreter decides from the outputs
+it recorded, so replays decide the same); other runs render exactly as before.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Callable
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from activities.api import RENDER_ACTIVITY, RenderRequest
+from jinja2 import meta, nodes
+
+from temporal_flows.expressions.references import context_for_worker, describe, is_reference
+from temporal_flows.expressions.templates import OUTPUT_ROOTS, ExpressionError, ReferenceTouched, environment, normalize, template_strings
+from temporal_flows.model.flow import Task
+from temporal_flows.model.runs import State
+from temporal_flows.tasks.plan import ChildResult
+from temporal_flows.tasks.runnable.activity import redispatch_policy
+
+RENDER_TIMEOUT = timedelta(minutes=5)
+PASSED_AS_FILES = ("input_files",)
+"""Properties whose values may stay references: the activity copies them from storage."""
+
+
+def task_templates(task: Task) -> list[str]:
+    """The templates a task renders with its own context: its properties and `runIf`."""
+    return template_strings(task.properties) + ([task.run_if] if isinstance(task.run_if, str) else [])
+
+
+def templates_reading_stored_values(candidates: list[str], render: Callable[[Any], Any]) -> list[str]:
+    """The templates among `candidates` that read a reference when rendered here."""
+    touching = []
+    for template in dict.fromkeys(candidates):
+        try:
+            render(template)
+        except ReferenceTouched:
+            touching.append(template)
+        except ExpressionError:
+            pass  # fails again, with its message, when the task renders it
+    return touching
+
+
+async def render_on_worker(
+    label: str, run_id: str, task_run_id: str, templates: list[str], context: dict[str, Any], pebble: bool,
+    redispatch_limit: int,
+) -> dict[str, Any] | ChildResult:
+    """`{template: rendered}` from a worker, or the failure (an unreadable reference names its file);
+    `label` names what renders (a task id, the flow's outputs) in the activity's summary."""
+    shipped = context_for_worker(context_needed(templates, context), str(context["now"]))
+    request = RenderRequest(run_id, task_run_id, templates, shipped, pebble)
+    try:
+        return await workflow.execute_activity(
+            RENDER_ACTIVITY, request, result_type=dict, start_to_close_timeout=RENDER_TIMEOUT,
+            retry_policy=redispatch_policy(redispatch_limit), summary=f"render {label} (stored values)",
+        )
+    except ActivityError as error:
+        cause = error.cause
+        if isinstance(cause, ApplicationError):
+            return ChildResult(State.FAILED, error={"type": cause.type or "ExpressionError", "message": cause.message})
+        return ChildResult(State.FAILED, error={"type": "ExpressionError", "message": str(cause or error)})
+
+
+def context_needed(templates: list[str], context: dict[str, Any]) -> dict[str, Any]:
+    """The part of `context` the templates can read, so the request stays small in a big run: the
+    names they use, and of `outputs`/`tasks` only the task ids they name as constants (all of them
+    when one is read another way, e.g. `outputs[name]` or `outputs | keys`)."""
+    env = environment()
+    used: set[str] = set()
+    ids: dict[str, set[str] | None] = {}
+    for template in templates:
+        tree = env.parse(normalize(template))
+        if any(isinstance(call.node, nodes.Name) and call.node.name == "render" for call in tree.find_all(nodes.Call)):
+            return context  # `render(text)` may read anything
+        used |= meta.find_undeclared_variables(tree)
+        for root in OUTPUT_ROOTS:
+            uses = sum(1 for name in tree.find_all(nodes.Name) if name.name == root)
+            if not uses:
+                continue
+            named = [_constant_key(node) for node in tree.find_all((nodes.Getattr, nodes.Getitem))
+                     if isinstance(node.node, nodes.Name) and node.node.name == root]
+            known = {key for key in named if key is not None}
+            target = "outputs" if root == "flows" else root  # `flows` is `outputs` (rebuilt on the worker)
+            if len(named) < uses or None in named or ids.get(target, set()) is None:
+                ids[target] = None
+            else:
+                ids[target] = (ids.get(target) or set()) | known
+    if "flows" in used:
+        used.add("outputs")
+    needed = {name: value for name, value in context.items() if name in used}
+    for root, keys in ids.items():
+        if keys is not None and isinstance(needed.get(root), dict):
+            needed[root] = {key: value for key, value in needed[root].items() if key in keys}
+    return needed
+
+
+def _constant_key(node: nodes.Getattr | nodes.Getitem) -> str | None:
+    if isinstance(node, nodes.Getattr):
+        return node.attr
+    return node.arg.value if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str) else None
+
+
+def check_no_stored_values(props: dict[str, Any]) -> None:
+    """A runnable's request carries no reference but in `inputFiles`: a property that renders to a
+    big value would put it in the history (and the activity expects text there)."""
+    for name, value in props.items():
+        if name in PASSED_AS_FILES:
+            continue
+        found = _first_reference(value)
+        if found is not None:
+            raise ExpressionError(
+                f"property `{name}` renders to the stored value {describe(found)}, too big to pass to a task; "
+                f"pass it as a file (inputFiles: {{name: \"{{{{ ... }}}}\"}}) instead"
+            )
+
+
+def _first_reference(value: Any) -> dict[str, Any] | None:
+    if is_reference(value):
+        return value
+    items = value.values() if type(value) is dict else value if type(value) is list else ()
+    for item in items:
+        found = _first_reference(item)
+        if found is not None:
+            return found
+    return None
+

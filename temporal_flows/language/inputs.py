@@ -1,0 +1,505 @@
+"""Flow inputs (SPEC §5): the declared types, checking declarations, and resolving given values.
+
+Resolving is pure and deterministic (no I/O, no clock), because it runs in two places: on the
+client before a run starts (`tflow run --input`, schedules) and inside the workflow for a subflow's
+inputs. It is idempotent: resolved values are kept in JSON form (dates and durations as ISO-8601
+text, JSON/YAML parsed into data), so resolving them again gives the same values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import date, datetime, time, timezone
+from typing import Any, Callable, Mapping
+from urllib.parse import urlparse
+
+import yaml
+
+from temporal_flows.language.source import FlowYamlLoader
+from temporal_flows.model.durations import parse_duration
+from temporal_flows.model.keys import camel_case
+from temporal_flows.model.problems import EntryProblem, did_you_mean
+
+INPUT_TYPES: tuple[str, ...] = (
+    "STRING", "INT", "FLOAT", "BOOLEAN", "SELECT", "MULTISELECT", "ARRAY", "JSON", "YAML", "DATETIME",
+    "DATE", "TIME", "DURATION", "URI", "EMAIL", "SECRET",
+)
+"""Canonical input types, as a flow's `inputs[].type` names them."""
+
+INPUT_TYPE_ALIASES: dict[str, str] = {"BOOL": "BOOLEAN", "ENUM": "SELECT"}
+"""Other names Kestra accepts for the same types."""
+
+NOT_SUPPORTED_TYPES = ("FILE",)
+"""Kestra input types this version refuses with a clear message (they need run storage)."""
+
+COMMON_KEYS = ("id", "type", "required", "defaults", "display_name", "description")
+"""Keys every input declaration may have (snake_case; `name` is Kestra's older `id`)."""
+
+TYPE_KEYS: dict[str, tuple[str, ...]] = {
+    "STRING": ("validator", "min_length", "max_length"),
+    "SECRET": ("validator", "min_length", "max_length"),
+    "INT": ("min", "max"),
+    "FLOAT": ("min", "max"),
+    "DURATION": ("min", "max"),
+    "DATE": ("after", "before"),
+    "DATETIME": ("after", "before"),
+    "TIME": ("after", "before"),
+    "SELECT": ("values", "allow_custom_value"),
+    "MULTISELECT": ("values", "allow_custom_value"),
+    "ARRAY": ("item_type",),
+}
+"""The validators and settings each type takes besides COMMON_KEYS."""
+
+REQUIRED_TYPE_KEYS: dict[str, tuple[str, ...]] = {"SELECT": ("values",), "MULTISELECT": ("values",), "ARRAY": ("item_type",)}
+ARRAY_ITEM_TYPES = tuple(name for name in INPUT_TYPES if name not in ("ARRAY", "SELECT", "MULTISELECT"))
+
+
+class InputError(Exception):
+    """Given inputs that do not fit the declaration: every problem at once, each naming the input,
+    what was given and what was expected."""
+
+    def __init__(self, messages: list[str]):
+        self.messages = list(messages)
+        super().__init__("\n".join(self.messages))
+
+
+class _Invalid(ValueError):
+    """One value that does not fit; the message says what was expected."""
+
+
+def canonical_type(name: Any) -> str | None:
+    """`BOOL` → `BOOLEAN`; None for an unknown name."""
+    if not isinstance(name, str):
+        return None
+    name = INPUT_TYPE_ALIASES.get(name, name)
+    return name if name in INPUT_TYPES else None
+
+
+# -- coercion: one function per type ---------------------------------------------------------------
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, (date, time)):  # a YAML inputs file reads `2024-01-31` as a date
+        return _as_json_form(value)
+    raise _Invalid("text")
+
+
+def _string(value: Any, _: Mapping[str, Any]) -> str:
+    return _text(value)
+
+
+def _int(value: Any, _: Mapping[str, Any]) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
+        return int(value.strip())
+    raise _Invalid("a whole number")
+
+
+def _float(value: Any, _: Mapping[str, Any]) -> float:
+    try:
+        number = float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else math.nan
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise _Invalid("a number")
+    return number
+
+
+def _boolean(value: Any, _: Mapping[str, Any]) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise _Invalid("true or false")
+
+
+def _choices(declaration: Mapping[str, Any]) -> list[str]:
+    return [_text(choice) for choice in declaration.get("values") or []]
+
+
+def _one_of(choices: list[str]) -> str:
+    return "one of " + ", ".join(f"`{choice}`" for choice in choices)
+
+
+def _select(value: Any, declaration: Mapping[str, Any]) -> str:
+    choices = _choices(declaration)
+    text = _text(value) if not isinstance(value, (list, dict)) else None
+    if text is None or (choices and text not in choices and not declaration.get("allow_custom_value")):
+        raise _Invalid(_one_of(choices) if choices else "text")
+    return text
+
+
+def _items(value: Any) -> list[Any]:
+    """A list as given: a list, JSON list text, or comma-separated text (`a,b`)."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                raise _Invalid("a JSON list") from None
+            if isinstance(parsed, list):
+                return parsed
+        return [item.strip() for item in text.split(",")] if text else []
+    raise _Invalid("a list")
+
+
+def _multiselect(value: Any, declaration: Mapping[str, Any]) -> list[str]:
+    choices = _choices(declaration)
+    expected = f"a list of {_one_of(choices)} (a JSON list or comma-separated)" if choices else "a list"
+    try:
+        items = [_text(item) for item in _items(value)]
+    except _Invalid:
+        raise _Invalid(expected) from None
+    if choices and not declaration.get("allow_custom_value") and any(item not in choices for item in items):
+        raise _Invalid(expected)
+    return items
+
+
+def _array(value: Any, declaration: Mapping[str, Any]) -> list[Any]:
+    item_type = canonical_type(declaration.get("item_type"))
+    coerce_item = _COERCE[item_type] if item_type in ARRAY_ITEM_TYPES else _as_json_form
+    try:
+        return [coerce_item(item, {}) for item in _items(value)]
+    except _Invalid as error:
+        of = f" of {error}" if item_type else ""
+        raise _Invalid(f"a list{of} (a JSON list or comma-separated)") from None
+
+
+def _as_json_form(value: Any, _: Mapping[str, Any] | None = None) -> Any:
+    """Data as JSON can carry it (a Temporal payload): dates as ISO text, keys as text."""
+    if isinstance(value, datetime):
+        return _instant(value)
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {_text(key) if not isinstance(key, str) else key: _as_json_form(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_json_form(item) for item in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise _Invalid("data")
+
+
+def _parsed(value: Any, parse: Callable[[str], Any], expected: str) -> Any:
+    """JSON/YAML: text is parsed, data is kept. Text that is itself a string stays as written, so
+    resolving the result again gives the same value."""
+    if not isinstance(value, str):
+        return _as_json_form(value)
+    try:
+        parsed = parse(value)
+    except (ValueError, yaml.YAMLError):
+        raise _Invalid(expected) from None
+    return value if isinstance(parsed, str) else _as_json_form(parsed)
+
+
+def _json(value: Any, _: Mapping[str, Any]) -> Any:
+    return _parsed(value, json.loads, "JSON text")
+
+
+def _yaml(value: Any, _: Mapping[str, Any]) -> Any:
+    return _parsed(value, lambda text: yaml.load(text, Loader=FlowYamlLoader), "YAML text")
+
+
+def _instant(moment: datetime) -> str:
+    """A moment as UTC ISO-8601 text with `Z` (no zone given means UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _parse_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    try:
+        text = _text(value).strip()
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
+    except (ValueError, _Invalid):
+        raise _Invalid("an ISO-8601 date-time like 2024-01-31T10:00:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _parse_date(value: Any) -> date:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    try:
+        return date.fromisoformat(_text(value).strip())
+    except (ValueError, _Invalid):
+        raise _Invalid("an ISO-8601 date like 2024-01-31") from None
+
+
+def _parse_time(value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    try:
+        return time.fromisoformat(_text(value).strip())
+    except (ValueError, _Invalid):
+        raise _Invalid("an ISO-8601 time like 10:15:30") from None
+
+
+def _parse_seconds(value: Any) -> float:
+    try:
+        seconds = parse_duration(value) if isinstance(value, (str, int, float)) else -1.0
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
+        raise _Invalid("an ISO-8601 duration like PT5M (or 5m, 30s, 1h30m)")
+    return seconds
+
+
+def iso_duration(seconds: float) -> str:
+    """Seconds as ISO-8601, the way Java's `Duration` prints them (`PT1H30M`, `PT0.5S`, `PT24H`)."""
+    hours, rest = divmod(round(seconds, 6), 3600)
+    minutes, secs = divmod(rest, 60)
+    text = "PT" + (f"{int(hours)}H" if hours else "") + (f"{int(minutes)}M" if minutes else "")
+    if secs or text == "PT":
+        text += format(round(secs, 6), "f").rstrip("0").rstrip(".") + "S"
+    return text
+
+
+def _datetime(value: Any, _: Mapping[str, Any]) -> str:
+    return _instant(_parse_datetime(value))
+
+
+def _date(value: Any, _: Mapping[str, Any]) -> str:
+    return _parse_date(value).isoformat()
+
+
+def _time(value: Any, _: Mapping[str, Any]) -> str:
+    return _parse_time(value).isoformat()
+
+
+def _duration(value: Any, _: Mapping[str, Any]) -> str:
+    return iso_duration(_parse_seconds(value))
+
+
+def _uri(value: Any, _: Mapping[str, Any]) -> str:
+    text = value if isinstance(value, str) else ""
+    parsed = urlparse(text.strip())
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", parsed.scheme or "") or not (parsed.netloc or parsed.path):
+        raise _Invalid("a URI with a scheme, like https://example.com/data.csv")
+    return text
+
+
+def _email(value: Any, _: Mapping[str, Any]) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s.]+", value.strip()):
+        raise _Invalid("an email address like name@example.com")
+    return value.strip()
+
+
+_COERCE: dict[str, Callable[[Any, Mapping[str, Any]], Any]] = {
+    "STRING": _string, "SECRET": _string, "INT": _int, "FLOAT": _float, "BOOLEAN": _boolean, "SELECT": _select,
+    "MULTISELECT": _multiselect, "ARRAY": _array, "JSON": _json, "YAML": _yaml, "DATETIME": _datetime, "DATE": _date,
+    "TIME": _time, "DURATION": _duration, "URI": _uri, "EMAIL": _email,
+}
+
+
+def coerce(type_name: str, value: Any, declaration: Mapping[str, Any] | None = None) -> Any:
+    """`value` in the JSON form of type `type_name` (checked against the declaration's validators);
+    raise ValueError saying what was expected. Flow outputs use it too, without a declaration."""
+    declaration = declaration or {}
+    canonical = canonical_type(type_name) or "STRING"
+    coerced = _COERCE[canonical](value, declaration)
+    violation = _violation(canonical, coerced, declaration)
+    if violation:
+        raise _Invalid(violation)
+    return coerced
+
+
+# -- validators ------------------------------------------------------------------------------------
+
+def _violation(type_name: str, value: Any, declaration: Mapping[str, Any]) -> str | None:
+    """What a coerced value breaks among the declaration's validators, or None."""
+    if type_name in ("STRING", "SECRET"):
+        pattern, shortest, longest = (declaration.get(key) for key in ("validator", "min_length", "max_length"))
+        if pattern is not None and not re.fullmatch(pattern, value):
+            return f"text matching the validator `{pattern}`"
+        if shortest is not None and len(value) < shortest:
+            return f"text of at least {shortest} characters"
+        if longest is not None and len(value) > longest:
+            return f"text of at most {longest} characters"
+        return None
+    bounds = _BOUNDS.get(type_name)
+    if bounds is None:
+        return None
+    low_key, high_key, parse, strict = bounds
+    measured = parse(value)
+    low, high = declaration.get(low_key), declaration.get(high_key)
+    too_low = low is not None and (measured <= parse(low) if strict else measured < parse(low))
+    too_high = high is not None and (measured >= parse(high) if strict else measured > parse(high))
+    if not (too_low or too_high):
+        return None
+    word_low, word_high = ("after", "before") if strict else ("at least", "at most")
+    limits = [f"{word_low} {low}" if low is not None else "", f"{word_high} {high}" if high is not None else ""]
+    return "a value " + " and ".join(limit for limit in limits if limit)
+
+
+_BOUNDS: dict[str, tuple[str, str, Callable[[Any], Any], bool]] = {
+    "INT": ("min", "max", float, False),
+    "FLOAT": ("min", "max", float, False),
+    "DURATION": ("min", "max", _parse_seconds, False),
+    "DATETIME": ("after", "before", _parse_datetime, True),
+    "DATE": ("after", "before", _parse_date, True),
+    "TIME": ("after", "before", _parse_time, True),
+}
+"""Types with bounds: (low key, high key, how to compare, strict). Kestra's dates must be strictly
+after/before; numbers and durations are within min..max inclusive."""
+
+
+# -- declarations ----------------------------------------------------------------------------------
+
+def normalize_inputs(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[EntryProblem]]:
+    """Check a flow's input declarations (snake_case keys, `name` already read as `id`); returns
+    them normalized (canonical type, validators and defaults in JSON form) and every problem."""
+    normalized: list[dict[str, Any]] = []
+    problems: list[EntryProblem] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        input_id = entry.get("id")
+        if input_id in seen:
+            problems.append(EntryProblem(index, "id", f"duplicate input id `{input_id}`"))
+        seen.add(input_id)
+        declaration, found = _normalize_input(entry)
+        problems.extend(EntryProblem(index, key, message, at_key) for key, message, at_key in found)
+        normalized.append(declaration)
+    return normalized, problems
+
+
+def _normalize_input(entry: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str | None, str, bool]]]:
+    found: list[tuple[str | None, str, bool]] = []
+    name = f"input `{entry.get('id')}`"
+    declaration = dict(entry)
+    type_name = _declared_type(entry, name, found)
+    if type_name is None:
+        return declaration, found
+    declaration["type"] = type_name
+    allowed = (*COMMON_KEYS, *TYPE_KEYS.get(type_name, ()))
+    name = f"input `{entry.get('id')}` ({type_name})"
+    for key in entry:
+        if key not in allowed:
+            hint = did_you_mean(camel_case(key), [camel_case(known) for known in allowed])
+            found.append((key, f"{name}: unknown property `{camel_case(key)}`{hint}", True))
+    unknown_keys = len(found)
+    for key in REQUIRED_TYPE_KEYS.get(type_name, ()):
+        if key not in entry:
+            found.append((None, f"{name} is missing `{camel_case(key)}`", False))
+    for key in TYPE_KEYS.get(type_name, ()):
+        if key in entry and key in allowed:
+            checked = _check_setting(type_name, key, entry[key])
+            if isinstance(checked, _Invalid):
+                found.append((key, f"{name}: `{camel_case(key)}` must be {checked}, got {_shown(entry[key])}", False))
+            else:
+                declaration[key] = checked
+    required = entry.get("required", True)
+    if not isinstance(required, bool):
+        found.append(("required", f"{name}: `required` must be true or false, got {_shown(required)}", False))
+    if entry.get("defaults") is not None and len(found) == unknown_keys:  # its settings are usable
+        try:
+            declaration["defaults"] = coerce(type_name, entry["defaults"], declaration)
+        except ValueError as error:
+            found.append(("defaults", f"{name}: `defaults` must be {error}, got {_shown(entry['defaults'], type_name)}", False))
+    for key in ("display_name", "description"):
+        if key in entry and not isinstance(entry[key], str):
+            found.append((key, f"{name}: `{camel_case(key)}` must be text, got {_shown(entry[key])}", False))
+    return declaration, found
+
+
+def _declared_type(entry: dict[str, Any], name: str, found: list[tuple[str | None, str, bool]]) -> str | None:
+    given = entry.get("type")
+    if given is None:
+        found.append((None, f"{name} is missing `type` (one of {', '.join(INPUT_TYPES)})", False))
+        return None
+    type_name = canonical_type(given)
+    if type_name is not None:
+        return type_name
+    if given in NOT_SUPPORTED_TYPES:
+        found.append(("type", f"{name}: `{given}` inputs are not supported yet", False))
+    else:
+        hint = did_you_mean(str(given).upper(), [*INPUT_TYPES, *INPUT_TYPE_ALIASES])
+        if not hint and isinstance(given, str) and canonical_type(given.upper()):
+            hint = f" (did you mean `{given.upper()}`?)"
+        found.append(("type", f"{name}: unknown input type `{given}`{hint} (expected one of {', '.join(INPUT_TYPES)})", False))
+    return None
+
+
+def _check_setting(type_name: str, key: str, value: Any) -> Any:
+    """A validator's value checked and in JSON form; an `_Invalid` (returned) says what was expected."""
+    try:
+        if key == "validator":
+            if not isinstance(value, str):
+                raise _Invalid("a regular expression")
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise _Invalid(f"a valid regular expression ({error})") from None
+            return value
+        if key in ("min_length", "max_length"):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise _Invalid("a whole number ≥ 0")
+            return value
+        if key == "allow_custom_value":
+            if not isinstance(value, bool):
+                raise _Invalid("true or false")
+            return value
+        if key == "values":
+            if not isinstance(value, list) or not value:
+                raise _Invalid("a non-empty list of choices")
+            return [_text(choice) for choice in value]
+        if key == "item_type":
+            if canonical_type(value) not in ARRAY_ITEM_TYPES:
+                raise _Invalid("one of " + ", ".join(ARRAY_ITEM_TYPES))
+            return canonical_type(value)
+        return _COERCE[type_name](value, {})  # min/max/after/before: a value of the input's type
+    except _Invalid as error:
+        return error
+
+
+def _shown(value: Any, type_name: str | None = None) -> str:
+    if type_name == "SECRET":
+        return "a hidden value"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# -- resolving -------------------------------------------------------------------------------------
+
+def resolve_inputs(declared: list[dict[str, Any]], given: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's inputs: each declared input from `given` (text from the CLI or typed values)
+    coerced to its type and checked, else its `defaults`, else None when not required. Raise
+    `InputError` with every problem (missing, invalid, undeclared). Pure, deterministic, idempotent."""
+    resolved: dict[str, Any] = {}
+    messages: list[str] = []
+    for declaration in declared:
+        input_id, type_name = declaration["id"], canonical_type(declaration.get("type")) or "STRING"
+        value = given.get(input_id)
+        if value is None:
+            value = declaration.get("defaults")
+        if value is None:
+            if declaration.get("required", True):
+                messages.append(f"input `{input_id}` ({type_name}) is required and was not given")
+            resolved[input_id] = None
+            continue
+        try:
+            resolved[input_id] = coerce(type_name, value, declaration)
+        except ValueError as error:
+            messages.append(f"input `{input_id}` ({type_name}): got {_shown(value, type_name)}, expected {error}")
+    known = [declaration["id"] for declaration in declared]
+    for name in given:
+        if name not in known:
+            where = f"the flow declares {', '.join(f'`{k}`' for k in known)}" if known else "the flow declares no inputs"
+            messages.append(f"unknown input `{name}`{did_you_mean(str(name), known)}: {where}")
+    if messages:
+        raise InputError(messages)
+    return resolved

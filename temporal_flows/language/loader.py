@@ -1,0 +1,41 @@
+"""YAML text → typed flow: parsing with line/column for every node, then dialect detection.
+
+`load_flow` is the single entry point; it raises `FlowError` with every problem found (syntax,
+shape, references) so nothing starts from a flow that cannot run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from temporal_flows.language.dialects import steps, tasklist
+from temporal_flows.language.source import LoadedFlow, SourceMap, YList, YMap, parse_yaml
+from temporal_flows.language.validate import validate
+from temporal_flows.model.problems import FlowError, Problem
+
+__all__ = ["LoadedFlow", "SourceMap", "YList", "YMap", "load_flow", "load_flow_text", "parse_yaml"]
+
+
+def load_flow_text(text: str, file: str) -> LoadedFlow:
+    """Parse, normalize and validate flow source text; raise `FlowError` with every problem."""
+    root = parse_yaml(text, file)
+    if not isinstance(root, YMap):
+        raise FlowError([Problem(file, 1, 1, "a flow must be a mapping with `id`, `namespace` and `tasks`")])
+    dialect = steps if steps.is_step_flow(root) else tasklist
+    loaded, problems = dialect.normalize_flow(root, file)
+    if loaded is not None:
+        problems.extend(validate(loaded))
+    if problems:
+        raise FlowError(problems)
+    assert loaded is not None
+    return loaded
+
+
+def load_flow(path: str | Path) -> LoadedFlow:
+    """Read and load a flow file (see `load_flow_text`)."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise FlowError([Problem(file, 1, 1, f"cannot read the flow file: {error}")]) from None
+    return load_flow_text(text, file)
