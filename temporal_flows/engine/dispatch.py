@@ -1,0 +1,100 @@
+"""One attempt of a runnable task as an activity: its request built from the rendered properties,
+dispatched to the workers, and its result, failure, lost worker or cancellation read back."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import is_dataclass
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
+
+from activities.wire import to_wire
+from temporal_flows.engine.recording import Recorder
+from temporal_flows.engine.results import cancelled
+from temporal_flows.engine.worker_render import check_no_stored_values
+from temporal_flows.metadata import CANCEL_ACK_BOUND, HEARTBEAT_TIMEOUT
+from temporal_flows.model.runs import State, TaskRun
+from temporal_flows.tasks.base import TaskContext
+from temporal_flows.tasks.plan import ChildResult
+from temporal_flows.tasks.runnable.activity import RunIdentity, RunnableType, activity_options
+
+PATCH_BOUNDED_CANCEL_WAIT = "bounded-cancel-wait"
+"""Before it, a cancelled activity was awaited without bound (a durable timer now caps the wait)."""
+
+
+class Dispatcher:
+    """Runs attempts as activities of one run; the metrics they report go to the recorder."""
+
+    def __init__(self, run_id: str, redispatch_limit: int, recorder: Recorder):
+        self.run_id = run_id
+        self.redispatch_limit = redispatch_limit
+        self.recorder = recorder
+
+    async def run(self, runnable: RunnableType, context: TaskContext) -> ChildResult:
+        """One attempt: the activity's result, or why it did not succeed."""
+        task, task_run, scope = context.task, context.task_run, context.scope
+        props = context.render(task.properties)
+        if self.recorder.holds_references:
+            check_no_stored_values(props)
+        call = runnable.build(task, props, RunIdentity(self.run_id, task_run.id))
+        summary = task.id if scope.value is None else f"{task.id} [{scope.value}]"
+        options = activity_options(task, summary, self.redispatch_limit)
+        request = to_wire(call.request) if is_dataclass(call.request) else call.request  # same JSON, no deep copy
+        handle = workflow.start_activity(call.activity, request, result_type=call.result_type, **options)
+        try:
+            try:
+                result = await asyncio.shield(handle)
+            except asyncio.CancelledError:
+                if not workflow.patched(PATCH_BOUNDED_CANCEL_WAIT):
+                    handle.cancel()  # legacy: wait for the acknowledgement without bound
+                    result = await handle
+                else:
+                    context.cancel_requested = True
+                    return await self._cancel(handle, task_run, runnable)
+        except ActivityError as error:
+            return self._failure(task_run, runnable, error)
+        return self._success(task_run, runnable, result)
+
+    async def _cancel(self, handle: Any, task_run: TaskRun, runnable: RunnableType) -> ChildResult:
+        """Cancel a running activity and wait for its acknowledgement, at most the process's grace
+        period plus a margin (a durable timer); then the task is CANCELLED whatever the worker does."""
+        handle.cancel()
+        await workflow.wait([handle], timeout=CANCEL_ACK_BOUND.total_seconds())
+        if not handle.done():
+            message = f"cancelled; the worker did not acknowledge within {CANCEL_ACK_BOUND.total_seconds():g} s"
+            return ChildResult(State.CANCELLED, error={"type": "Cancelled", "message": message})
+        try:
+            result = handle.result()
+        except ActivityError as error:
+            return self._failure(task_run, runnable, error)
+        except asyncio.CancelledError:
+            return cancelled()
+        return self._success(task_run, runnable, result)  # it finished before the cancellation reached it
+
+    def _success(self, task_run: TaskRun, runnable: RunnableType, result: Any) -> ChildResult:
+        outcome = runnable.read(result)
+        self.recorder.keep_metrics(task_run, outcome.metrics)
+        return ChildResult(State.SUCCESS, outcome.outputs)
+
+    def _failure(self, task_run: TaskRun, runnable: RunnableType, error: ActivityError) -> ChildResult:
+        cause = error.cause
+        if isinstance(cause, CancelledError):
+            return cancelled()
+        if isinstance(cause, ApplicationError):
+            outputs: dict[str, Any] = {}
+            if cause.details and isinstance(cause.details[0], dict):
+                outcome = runnable.read(cause.details[0])
+                outputs = outcome.outputs
+                self.recorder.keep_metrics(task_run, outcome.metrics)
+            return ChildResult(State.FAILED, outputs, {"type": cause.type or "Error", "message": cause.message})
+        if isinstance(cause, TimeoutError):
+            lost = self.redispatch_limit + 1
+            message = (
+                f"its worker was lost {lost} time{'s' if lost > 1 else ''} (no heartbeat for "
+                f"{HEARTBEAT_TIMEOUT.total_seconds():g} s, or no result within the task's time); "
+                f"re-dispatched {self.redispatch_limit} times, giving up"
+            )
+            return ChildResult(State.FAILED, error={"type": "WorkerLost", "message": message})
+        return ChildResult(State.FAILED, error={"type": type(cause).__name__, "message": str(cause or error)})
