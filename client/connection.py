@@ -21,6 +21,7 @@ from temporalio.envconfig import ClientConfigProfile
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import TLSConfig
 
+from client.codec import CodecKeyError, environment_data_converter
 from temporal_flows.metadata import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
 
 CLOUD_UI = "https://cloud.temporal.io"
@@ -208,11 +209,15 @@ def configure_runtime() -> None:
 
 async def connect(target: Connection | str, namespace: Optional[str] = None) -> Client:
     """A client of `target`: a resolved Connection (TLS, API key), or a bare address (plain, e.g.
-    the embedded dev server)."""
+    the embedded dev server); its payloads encrypted when `TFLOW_CODEC_KEY(_FILE)` names a key."""
     connection = target if isinstance(target, Connection) else Connection(target, namespace or DEFAULT_NAMESPACE)
+    try:
+        converter = environment_data_converter()
+    except CodecKeyError as error:
+        raise ConnectionConfigError(str(error)) from None
     configure_runtime()
     try:
-        return await Client.connect(**connection.connect_config())
+        return await Client.connect(**connection.connect_config(), data_converter=converter)
     except Exception as error:  # noqa: BLE001 - the SDK raises several kinds for an absent server
         raise TemporalUnreachable(
             f"cannot reach Temporal at {connection.describe()}: {error}. {_unreachable_hint(connection)}"

@@ -5,6 +5,7 @@ Shared by every CLI command and the tests, so a run is started and read the same
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any, Callable
 
@@ -22,6 +23,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError, TimeoutError
 from temporalio.service import RPCError
 
+from client.codec import plain_secrets_warning
 from client.subflows import resolve_subflows
 from temporal_flows.engine.workflow import FlowWorkflow
 from temporal_flows.language.dialects.steps import STEP_FLOW_MAX_WORKERS
@@ -81,13 +83,17 @@ async def start_run(
     max_workers: int | None = None,
     inputs: dict[str, Any] | None = None,
     labels: dict[str, str] | None = None,
-    warn: Callable[[str], None] = lambda message: None,
+    warn: Callable[[str], None] = logging.getLogger(__name__).warning,
     subflows: dict[str, dict[str, Any]] | None = None,
     **limits: int,
 ) -> WorkflowHandle[Any, Any]:
     """Start one execution of the interpreter workflow with the normalized flow as its input
-    (and the flows it calls as subflows: see `run_request`)."""
+    (and the flows it calls as subflows: see `run_request`); `warn` (default: logged) hears what
+    the starter should know, e.g. SECRET inputs about to be stored unencrypted."""
     request = run_request(loaded, max_workers=max_workers, inputs=inputs, labels=labels, subflows=subflows, **limits)
+    secrets_warning = plain_secrets_warning(client, loaded.flow.inputs, request.inputs)
+    if secrets_warning:
+        warn(secrets_warning)
     options: dict[str, Any] = {
         "id": run_id or new_run_id(loaded.flow.id),
         "task_queue": task_queue,

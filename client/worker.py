@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import storage
+from client.codec import with_environment_codec
 from client.temporal_cli import default_data_dir
 from temporal_flows.engine.workflow import FlowWorkflow
 from temporal_flows.metadata import CANCEL_GRACE, HEARTBEAT_THROTTLE
@@ -69,13 +70,14 @@ def create_worker(
     storage_dir: str | Path | None = None,
 ) -> Worker:
     """A worker that runs flows (the workflow) and their tasks (the activities) on `task_queue`;
-    its storage (one per process: the last worker created sets it) is `storage_root(storage_dir)`."""
+    its storage (one per process: the last worker created sets it) is `storage_root(storage_dir)`;
+    its payloads encrypted with `client`'s codec, else with `TFLOW_CODEC_KEY(_FILE)`'s key if set."""
     from datetime import timedelta
 
     storage.configure(storage_root(storage_dir))
 
     return Worker(
-        client,
+        with_environment_codec(client),
         task_queue=task_queue,
         workflows=[FlowWorkflow],
         activities=list(activities if activities is not None else all_activities(task_runner)),
