@@ -24,6 +24,8 @@ def _register_commands() -> None:
 
     for module in (run, validate, worker, server, runs, schema, resume, schedules, webui, graph):
         module.register(app)
+    from cli import codec_server
+    codec_server.register(app)
 
 
 def main() -> None:
