@@ -1,6 +1,7 @@
 """The web view's server (aiohttp): the page's files, and JSON and server-sent events read from
 Temporal through the same client functions as the CLI (`client.runs`, `client.task_logs`,
-`client.run_list`). The browser never talks to Temporal.
+`client.run_list`). The browser never talks to Temporal. It answers its own page only
+(`guard.py`) and never sends it a SECRET value (`masking.py`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import asyncio
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from aiohttp import web
 from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
@@ -19,6 +20,8 @@ from client.run_list import recent_runs
 from client.runs import read_result, start_run, ui_url
 from client.task_logs import read_task_logs
 from client.webui.graph import page_graph
+from client.webui.guard import TOKEN_PLACEHOLDER, Guard, add_security_headers, url_host
+from client.webui.masking import Masker, page_inputs
 from temporal_flows.language.inputs import InputError, resolve_inputs
 from temporal_flows.language.loader import LoadedFlow
 from temporal_flows.model.flow import Flow
@@ -30,6 +33,14 @@ FINAL_STATES = frozenset({"SUCCESS", "WARNING", "FAILED", "CANCELLED"})
 RECENT_RUNS = 30
 SHUTDOWN_SECONDS = 2.0
 """On Ctrl-C, how long open pages' event streams may hold the server before they are cut."""
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What a run started with that the page needs: its flow (for the graph) and what to mask."""
+
+    flow: Flow
+    masker: Masker
 
 
 @dataclass
@@ -45,16 +56,23 @@ class WebContext:
     subflows: dict[str, dict[str, Any]] = field(default_factory=dict)
     run_id: Optional[str] = None
     """Given a RUN_ID: the page opens on it."""
-    flows: dict[str, Flow] = field(default_factory=dict)
-    """Each viewed run's flow, as it started (read once from its history)."""
+    runs: dict[str, RunFacts] = field(default_factory=dict)
+    """Each viewed run's flow and secrets, as it started (read once from its history)."""
 
     def ui_link(self, run_id: str) -> Optional[str]:
         return ui_url(self.ui_base, self.namespace, run_id)
 
 
-def create_app(context: WebContext) -> web.Application:
-    app = web.Application()
-    app["context"] = context
+CONTEXT = web.AppKey("context", WebContext)
+PAGE = web.AppKey("page", str)
+"""index.html with the server's token in it."""
+
+
+def create_app(context: WebContext, guard: Guard) -> web.Application:
+    app = web.Application(middlewares=[guard.middleware])
+    app[CONTEXT] = context
+    app[PAGE] = (STATIC / "index.html").read_text().replace(TOKEN_PLACEHOLDER, guard.token)
+    app.on_response_prepare.append(add_security_headers)
     app.add_routes([
         web.get("/", _index),
         web.get("/runs/{run_id}", _index),
@@ -71,11 +89,12 @@ def create_app(context: WebContext) -> web.Application:
 
 
 def _ctx(request: web.Request) -> WebContext:
-    return request.app["context"]
+    return request.app[CONTEXT]
 
 
-async def _index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+async def _index(request: web.Request) -> web.Response:
+    """The page, with this server's token for the requests that change something."""
+    return web.Response(text=request.app[PAGE], content_type="text/html", headers={"Cache-Control": "no-store"})
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -84,7 +103,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 def _flow_data(flow: Flow) -> dict[str, Any]:
     return {"id": flow.id, "namespace": flow.namespace, "description": flow.description,
-            "inputs": flow.inputs, "graph": page_graph(flow)}
+            "inputs": page_inputs(flow.inputs), "graph": page_graph(flow)}
 
 
 async def _context(request: web.Request) -> web.Response:
@@ -121,34 +140,37 @@ async def _start(request: web.Request) -> web.Response:
         handle = await start_run(ctx.client, ctx.loaded, task_queue=ctx.task_queue, inputs=inputs, subflows=ctx.subflows)
     except RPCError as error:
         return _json({"problems": [f"Temporal refused the start ({error.status.name}): {error.message}"]}, 502)
-    ctx.flows[handle.id] = ctx.loaded.flow
+    ctx.runs[handle.id] = RunFacts(ctx.loaded.flow, Masker.of_run(ctx.loaded.flow, inputs))
     return _json({"run_id": handle.id, "ui_url": ctx.ui_link(handle.id)})
 
 
 async def _run_flow(request: web.Request) -> web.Response:
     run_id = request.match_info["run_id"]
     try:
-        flow = await _flow_of(_ctx(request), run_id)
+        facts = await _facts_of(_ctx(request), run_id)
     except RPCError as error:
         return _rpc_error(run_id, error)
-    return _json(_flow_data(flow))
+    return _json(_flow_data(facts.flow))
 
 
-async def _flow_of(ctx: WebContext, run_id: str) -> Flow:
-    """The flow a run started with: its workflow input, in the first event of its history."""
-    if run_id not in ctx.flows:
+async def _facts_of(ctx: WebContext, run_id: str) -> RunFacts:
+    """The flow and inputs a run started with: its workflow input, in the first event of its history."""
+    if run_id not in ctx.runs:
         handle = ctx.client.get_workflow_handle(run_id)
         async for event in handle.fetch_history_events(page_size=1):
             payloads = event.workflow_execution_started_event_attributes.input.payloads
             [started] = await ctx.client.data_converter.decode(list(payloads)[:1], [dict])
-            ctx.flows[run_id] = Flow.from_dict(started["flow"])
+            flow = Flow.from_dict(started["flow"])
+            ctx.runs[run_id] = RunFacts(flow, Masker.of_run(flow, started.get("inputs") or {}))
             break
-    return ctx.flows[run_id]
+    return ctx.runs[run_id]
 
 
 async def _snapshot(ctx: WebContext, handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
+    """The run's SPEC §6 object as the page may see it (its secrets masked)."""
+    facts = await _facts_of(ctx, handle.id)
     result = await read_result(handle)
-    return {**result, "ui_url": ctx.ui_link(handle.id)}
+    return facts.masker.run({**result, "ui_url": ctx.ui_link(handle.id)})
 
 
 async def _run(request: web.Request) -> web.Response:
@@ -173,7 +195,8 @@ async def _events(request: web.Request) -> web.StreamResponse:
             try:
                 snapshot = await _snapshot(ctx, handle)
             except Exception as error:  # noqa: BLE001 - say it on the page and try again (e.g. no worker answers yet)
-                await response.write(_event("problem", {"message": _message(run_id, error)}))
+                masker = ctx.runs[run_id].masker if run_id in ctx.runs else Masker()
+                await response.write(_event("problem", {"message": masker.scrub(_message(run_id, error))}))
                 await asyncio.sleep(POLL_SECONDS * 4)
                 continue
             data = json.dumps(snapshot, default=str)
@@ -197,10 +220,11 @@ async def _logs(request: web.Request) -> web.Response:
     """Each closed attempt's log of the run, only a task's with `?task=ID`."""
     ctx, run_id = _ctx(request), request.match_info["run_id"]
     try:
+        facts = await _facts_of(ctx, run_id)
         attempts = await read_task_logs(ctx.client.get_workflow_handle(run_id), request.query.get("task") or None)
     except RPCError as error:
         return _rpc_error(run_id, error)
-    return _json([asdict(attempt) for attempt in attempts])
+    return _json(facts.masker.scrub([asdict(attempt) for attempt in attempts]))
 
 
 def _message(run_id: str, error: BaseException) -> str:
@@ -214,9 +238,30 @@ def _rpc_error(run_id: str, error: RPCError) -> web.Response:
     return _json({"problems": [_message(run_id, error)]}, status)
 
 
-async def serve(context: WebContext, host: str, port: int) -> web.AppRunner:
-    """Start serving the page; the caller keeps it running and calls `cleanup()` on the runner."""
-    runner = web.AppRunner(create_app(context), access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
+@dataclass
+class WebServer:
+    """A serving web view: its page's address, its guard (what it refused), and how to stop it."""
+
+    runner: web.AppRunner
+    guard: Guard
+    url: str
+
+    async def cleanup(self) -> None:
+        await self.runner.cleanup()
+
+
+async def serve(context: WebContext, host: str, port: int,
+                report: Optional[Callable[[str], None]] = None) -> WebServer:
+    """Start serving the page on `host:port` (port 0: a free one), answering only requests whose
+    Host names it; `report` hears each refused request. The caller calls `cleanup()` at the end."""
+    guard = Guard() if report is None else Guard(report=report)
+    runner = web.AppRunner(create_app(context, guard), access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    ports = sorted({address[1] for address in runner.addresses})
+    guard.serve_at(host, ports)
+    return WebServer(runner, guard, f"http://{url_host(host)}:{ports[0]}/")

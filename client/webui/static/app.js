@@ -5,6 +5,8 @@
 const STATE_NAMES = { CREATED: "pending", RUNNING: "running", SUCCESS: "succeeded", WARNING: "warning",
   FAILED: "failed", CANCELLED: "cancelled", SKIPPED: "skipped", PAUSED: "paused" };
 const $ = (id) => document.getElementById(id);
+// The server's token, written into the page: requests that change something send it back.
+const TOKEN = document.querySelector("meta[name=tflow-token]").content;
 
 const view = { context: null, runId: null, run: null, elements: new Map(), selected: null, source: null };
 
@@ -68,7 +70,8 @@ function openFlow(flow) {
 function inputField(input) {
   const type = (input.type || "STRING").toUpperCase();
   const name = input.display_name || input.id;
-  const required = input.required !== false && input.defaults == null;
+  // A SECRET input's default never reaches the page (default_hidden): left empty, the server uses it.
+  const required = input.required !== false && input.defaults == null && !input.default_hidden;
   const label = el("label", {}, el("span", { text: `${name}${required ? " *" : ""} (${type})` }));
   const initial = input.defaults == null ? "" : input.defaults;
   let field;
@@ -92,6 +95,7 @@ function inputField(input) {
     field = el("input", { type: kinds[type] || "text" });
     if (type === "FLOAT") field.step = "any";
     field.value = String(initial);
+    if (input.default_hidden) field.placeholder = "default (hidden)";
   }
   field.name = input.id;
   field.dataset.type = type;
@@ -114,7 +118,8 @@ async function startRun(flow) {
   showProblems([]);
   $("start-button").disabled = true;
   try {
-    const started = await getJson("/api/runs", { method: "POST", headers: { "Content-Type": "application/json" },
+    const started = await getJson("/api/runs", { method: "POST",
+      headers: { "Content-Type": "application/json", "X-Tflow-Token": TOKEN },
       body: JSON.stringify({ inputs: formInputs() }) });
     history.pushState({}, "", `/runs/${encodeURIComponent(started.run_id)}`);
     $("start").hidden = true;
