@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import aiohttp
 
@@ -85,14 +85,15 @@ class Page:
 
 
 class Chromium:
-    """A headless Chromium process with its DevTools endpoint on a free local port."""
+    """A headless Chromium process with its DevTools endpoint on a free local port; `extra_args`
+    e.g. `--host-resolver-rules=MAP name 127.0.0.1` to play a DNS name rebound to this machine."""
 
-    def __init__(self, executable: str, profile_dir: Path) -> None:
+    def __init__(self, executable: str, profile_dir: Path, extra_args: Sequence[str] = ()) -> None:
         self.port = free_port()
         self._process = subprocess.Popen(
             [executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--no-first-run", "--hide-scrollbars", f"--window-size={WINDOW[0]},{WINDOW[1]}",
-             f"--remote-debugging-port={self.port}", f"--user-data-dir={profile_dir}", "about:blank"],
+             f"--remote-debugging-port={self.port}", f"--user-data-dir={profile_dir}", *extra_args, "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         self._session: Optional[aiohttp.ClientSession] = None

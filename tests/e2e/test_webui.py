@@ -2,6 +2,8 @@
 webui` process against the session's dev server, starts a run from the form (an in-process worker
 runs it), sees a step running then succeeded, and clicks it to see its output and log; a
 screenshot is written to tests/artifacts/webui.png (the README's docs/webui.png is a copy of one).
+A page of another site cannot start a run through the browser, nor read the view through a DNS
+name rebound to 127.0.0.1, while the view's own page still starts one (SPEC §10).
 Skipped, saying why, where no Chromium is installed (`make test` installs it where apt can)."""
 
 from __future__ import annotations
@@ -9,15 +11,23 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import threading
 import time
+import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
+import pytest_asyncio
+from aiohttp import web
+from temporalio.client import Client
 
 from client.devserver import free_port
+from client.run_list import recent_runs
+from client.runs import wait_result
 from tests.browser import Chromium, find_chromium
 from tests.support import REPO, cli_env, run_flow, tflow, write_flow
 
@@ -70,15 +80,40 @@ def chromium_path() -> str:
     return found
 
 
+@dataclass
+class WebuiOutput:
+    """What a `tflow webui` process printed (stdout and stderr), read as it comes."""
+
+    lines: list[str] = field(default_factory=list)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def read(self, stream) -> None:
+        for line in stream:
+            with self.changed:
+                self.lines.append(line.rstrip("\n"))
+                self.changed.notify_all()
+
+    def wait_for(self, *parts: str, timeout: float) -> str:
+        """The first line holding every part, once printed; AssertionError after `timeout`."""
+        found = lambda: next((line for line in self.lines if all(part in line for part in parts)), None)  # noqa: E731
+        with self.changed:
+            self.changed.wait_for(found, timeout)
+            assert found(), f"no line with {parts} in {self.lines}"
+            return found()
+
+
 @contextmanager
-def webui(*args: str) -> Iterator[str]:
-    """A `tflow webui` process on a free port; yields its base URL once it serves."""
+def webui(*args: str, output: WebuiOutput | None = None) -> Iterator[str]:
+    """A `tflow webui` process on a free port; yields its base URL once it serves (what it prints
+    later goes to `output`)."""
     port = free_port()
     process = subprocess.Popen(tflow("webui", *args, "--port", str(port)), cwd=REPO, env=cli_env(),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         line = process.stdout.readline()
         assert line.startswith(f"Web view at http://127.0.0.1:{port}/"), line + (process.stdout.read() if process.poll() is not None else "")
+        reader = threading.Thread(target=(output or WebuiOutput()).read, args=(process.stdout,), daemon=True)
+        reader.start()
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
@@ -147,11 +182,11 @@ async def test_webui_follows_a_run_started_from_the_page(chromium_path: str, web
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{base}/api/runs?flow=webui-demo") as response:
             assert run_id in [row["run_id"] for row in await response.json()]
-        async with session.post(f"{base}/api/runs", json={"inputs": {"times": "0"}}) as response:
+        async with session.post(f"{base}/api/runs", json={"inputs": {"times": "0"}}, headers={"Origin": base}) as response:
             assert response.status == 400
             problems = (await response.json())["problems"]
             assert len(problems) == 1 and "`times`" in problems[0], problems
-        async with session.post(f"{base}/api/runs", data="[1]") as response:
+        async with session.post(f"{base}/api/runs", data="[1]", headers={"Origin": base, "Content-Type": "application/json"}) as response:
             assert response.status == 400
 
 
@@ -200,8 +235,105 @@ async def test_webui_attaches_to_a_run_and_lists_runs(tmp_path: Path, client, te
                 assert (await response.json())["mode"] == "list"
             async with session.get(f"{base}/api/runs") as response:
                 assert run_id in [row["run_id"] for row in await response.json()]
-            async with session.post(f"{base}/api/runs", json={"inputs": {}}) as response:
+            async with session.post(f"{base}/api/runs", json={"inputs": {}}, headers={"Origin": base}) as response:
                 assert response.status == 400
     missing = subprocess.run(tflow("webui", str(tmp_path / "missing.yaml"), *address), cwd=REPO, env=cli_env(),
                              capture_output=True, text=True, timeout=30)
     assert missing.returncode == 2 and "missing.yaml" in missing.stderr, missing.stderr
+
+
+GUARD_FLOW = """\
+id: {flow_id}
+namespace: e2e.webui
+inputs:
+  - id: name
+    type: STRING
+    defaults: page
+  - id: key
+    type: SECRET
+    defaults: {secret}
+tasks:
+  - id: use
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{{{ inputs.name }}}} with {{{{ inputs.key }}}}"
+"""
+SECRET = "browser-secret-5e1a"
+REBOUND = "rebound.test"
+"""A name of the attacker's that Chromium resolves to 127.0.0.1, as after DNS rebinding."""
+
+ELSEWHERE_PAGE = """<!doctype html><title>another site</title><script>
+window.attempts = Promise.all([
+  fetch("{base}/api/runs", {{method: "POST", mode: "no-cors", headers: {{"Content-Type": "text/plain"}},
+        body: JSON.stringify({{inputs: {{name: "from-elsewhere"}}}})}}).then((r) => r.type, (e) => "error " + e),
+  fetch("{base}/api/context").then((r) => "read " + r.status, () => "blocked"),
+]);
+</script>"""
+
+
+@pytest_asyncio.fixture
+async def elsewhere() -> AsyncIterator[tuple[dict[str, str], str]]:
+    """A tiny HTTP server on another port: another site, whose page (`pages["/"]`) the test sets."""
+    pages: dict[str, str] = {}
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=pages.get(request.path, ""), content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield pages, f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_webui_serves_its_own_page_only(chromium_path: str, tmp_path: Path, client: Client, worker: str,
+                                              temporal_address: str, elsewhere: tuple[dict[str, str], str]) -> None:
+    flow_id = f"webui-guard-{uuid.uuid4().hex[:8]}"
+    flow = write_flow(tmp_path, GUARD_FLOW.format(flow_id=flow_id, secret=SECRET), "guard.yaml")
+    output = WebuiOutput()
+    other_pages, other = elsewhere
+    browser = Chromium(chromium_path, tmp_path / "profile", [f"--host-resolver-rules=MAP {REBOUND} 127.0.0.1"])
+    with webui(str(flow), "--address", temporal_address, "--task-queue", worker, output=output) as base:
+        port = base.rsplit(":", 1)[1]
+        try:
+            page = await browser.open_page()
+            # Another site's page sends a "simple" cross-origin POST (no preflight) and tries a read.
+            other_pages["/"] = ELSEWHERE_PAGE.format(base=base)
+            await page.navigate(f"{other}/")
+            await page.wait_for("window.attempts", timeout=10)
+            assert await page.evaluate("window.attempts") == ["opaque", "blocked"]
+            refused = await asyncio.to_thread(output.wait_for, "refused POST /api/runs", f"Origin {other}", timeout=5)
+            assert "another site" in refused
+
+            # DNS rebinding: the attacker's own name, now pointing here, is same-origin with itself.
+            await page.navigate(f"http://{REBOUND}:{port}/")
+            await page.wait_for("document.body && document.body.innerText.includes('Host')", timeout=10)
+            statuses = await page.evaluate(
+                "Promise.all([fetch('/api/context'), fetch('/api/runs/x/events'), fetch('/api/runs', {method: 'POST', "
+                "headers: {'Content-Type': 'application/json'}, body: '{\"inputs\": {}}'})].map((p) => p.then((r) => r.status)))")
+            assert statuses == [403, 403, 403]
+            await asyncio.to_thread(output.wait_for, "refused POST /api/runs", f"Host {REBOUND}:{port}", timeout=5)
+
+            # The view's own page: no secret in it, and a click still starts a run.
+            await page.navigate(f"{base}/")
+            await page.wait_for("document.querySelector('[name=key]')", timeout=10)
+            assert await page.evaluate("document.querySelector('[name=key]').value") == ""
+            assert SECRET not in await page.evaluate("document.documentElement.outerHTML")
+            await page.click("#start-button")
+            await page.wait_for("document.getElementById('run-state').dataset.state === 'succeeded'", timeout=15)
+            run_id = await page.evaluate("decodeURIComponent(location.pathname.split('/').pop())")
+            await page.click("[data-task-id=use] rect")
+            await page.wait_for("document.querySelector('#details .outputs')?.textContent.includes('page with ****')", timeout=5)
+            assert SECRET not in await page.evaluate("document.documentElement.outerHTML")
+        finally:
+            await browser.close()
+    used = await wait_result(client.get_workflow_handle(run_id))
+    assert used["task_runs"][0]["outputs"] == {"value": f"page with {SECRET}"}  # the run had the secret; the page did not
+    deadline = time.monotonic() + 10
+    while run_id not in (runs := [row["run_id"] for row in await recent_runs(client, 10, flow_id)]) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert runs == [run_id], f"only the click started a run of {flow_id}: {runs}"
