@@ -45,8 +45,9 @@ class Refusal:
     reason: str
 
     def __str__(self) -> str:
+        """One line for the terminal: what the sender chose (path, Host, Origin) printable and short."""
         origin = f", Origin {self.origin}" if self.origin else ""
-        return f"tflow webui refused {self.method} {self.path} (Host {self.host or '-'}{origin}): {self.reason}"
+        return _printable(f"tflow webui refused {self.method} {self.path} (Host {self.host or '-'}{origin}): {self.reason}")
 
 
 @dataclass
@@ -92,6 +93,12 @@ class Guard:
         self.refusals.append(refusal)
         self.report(str(refusal))
         return web.json_response({"problems": [refusal.reason]}, status=refusal.status)
+
+
+def _printable(text: str, limit: int = 400) -> str:
+    """No terminal escapes or line breaks from a request's headers."""
+    text = "".join(char if char.isprintable() else "?" for char in text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def allowed_hosts(bind_host: str, ports: Iterable[int]) -> frozenset[str]:

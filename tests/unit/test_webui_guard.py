@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from client.webui.guard import allowed_hosts, url_host
+from client.webui.guard import Refusal, allowed_hosts, url_host
 from client.webui.masking import MASK, Masker, page_inputs
 from temporal_flows.model.flow import Flow
 
@@ -50,3 +50,9 @@ def test_a_runs_secrets_are_masked_wherever_they_appear() -> None:
     assert Masker.of_run(flow_with_secrets(), {"other": "pass"}).values == ("k-default", "pass")
     assert Masker.of_run(flow_with_secrets(), {"other": ""}).values == ("k-default",)
     assert Masker().scrub({"a": "b"}) == {"a": "b"}
+
+
+def test_a_refusal_prints_on_one_line_without_the_senders_escapes() -> None:
+    line = str(Refusal("POST", "/api/runs", "evil\x1b[2J:1", "http://x\r\ny", 403, "no"))
+    assert line == "tflow webui refused POST /api/runs (Host evil?[2J:1, Origin http://x??y): no"
+    assert len(str(Refusal("GET", "/" + "a" * 5000, "h", None, 403, "no"))) == 400
