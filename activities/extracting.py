@@ -3,11 +3,13 @@ command's stdout): the one place every runnable activity calls (SPEC §4, `tempo
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
+from activities.bounds import check_value, json_loads, too_deep
 from temporal_flows.expressions.extractors import ExtractionError, extract, parse_extractors
 
 TEXT_LIMIT_BYTES = 1024 * 1024
@@ -16,13 +18,23 @@ TEXT_LIMIT_BYTES = 1024 * 1024
 
 def apply_extractors(declared: list[dict[str, Any]], text: str, source: str, parsed: Any = None) -> dict[str, Any]:
     """The extracted values by name; a non-matching extractor fails the task (non-retryable:
-    the task's own `retry` decides, SPEC §3.3)."""
+    the task's own `retry` decides, SPEC §3.3). The JSON they read and what they find stay within
+    `activities.bounds` (OutputTooDeep, ResultTooLarge); `parsed` is already bounded by the caller."""
     if not declared:
         return {}
+    extractors = parse_extractors(declared)
+    what = f"The {source} read by output extractors"
+    if parsed is None and any(extractor.type != "text" for extractor in extractors):
+        with contextlib.suppress(ValueError):  # not JSON: the extractor says so in its own words
+            parsed = json_loads(text, what)
     try:
-        return extract(parse_extractors(declared), text, source, parsed)
+        found = extract(extractors, text, source, parsed)
     except ExtractionError as error:
         raise ApplicationError(str(error), type="ExtractorFailed", non_retryable=True) from None
+    except RecursionError:  # a JMESPath expression nesting its result past Python's limit
+        raise too_deep(f"What output extractors found in the {source}") from None
+    check_value(found, f"What output extractors found in the {source}", wrapping=1)
+    return found
 
 
 class TextCapture:

@@ -8,18 +8,19 @@ is its only retry budget (SPEC §3.3); only a lost worker is re-dispatched by Te
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import json
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.api import HTTP_ACTIVITY, HttpRequest, HttpResult
+from activities.bounds import RESULT_LIMIT_BYTES, check_result_size, json_loads, result_size
 from activities.extracting import apply_extractors
+from activities.heartbeating import heartbeating
 from activities.storage import TaskStorage
+from activities.wire import to_wire
 from temporal_flows.expressions.extractors import excerpt
 
 HEARTBEAT_EVERY = 1.0
@@ -32,27 +33,20 @@ EXCERPT_CHARS = 500
 
 @activity.defn(name=HTTP_ACTIVITY)
 async def run_http(request: HttpRequest) -> HttpResult:
-    """Send the request; its response, or a non-retryable ApplicationError saying why not."""
-    async with _heartbeating():
+    """Send the request; its response, or a non-retryable ApplicationError saying why not: any
+    other error (a storage write failing...) ends the task once too, as `<Type>: <message>`, since
+    a retry by Temporal would send the request again; only a lost worker is re-dispatched."""
+    async with heartbeating(HEARTBEAT_EVERY):
         try:
             return await asyncio.wait_for(_exchange(request), timeout=request.timeout_s)
         except asyncio.TimeoutError:  # before OSError: TimeoutError is an OSError since 3.11
             raise ApplicationError(f"Task timed out after {request.timeout_s:g}s waiting for {request.uri}",
                                    type="Timeout", non_retryable=True) from None
-
-
-@contextlib.asynccontextmanager
-async def _heartbeating() -> AsyncIterator[None]:
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(HEARTBEAT_EVERY)
-
-    beating = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        beating.cancel()
+        except ApplicationError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - asyncio.CancelledError is a BaseException: it propagates
+            kind = type(exc).__name__
+            raise ApplicationError(f"{kind}: {exc}" if str(exc) else kind, type=kind, non_retryable=True) from exc
 
 
 async def _exchange(request: HttpRequest) -> HttpResult:
@@ -62,7 +56,6 @@ async def _exchange(request: HttpRequest) -> HttpResult:
         async with httpx.AsyncClient(follow_redirects=request.follow_redirects, timeout=timeout) as client:
             async with client.stream(request.method, request.uri, auth=_auth(request), **_content(request)) as response:
                 raw = await _read_bounded(response, limit, request)
-                result = _result(response, raw)
     except httpx.InvalidURL as error:
         raise ApplicationError(f"Invalid URL {request.uri!r}: {error}", type="InvalidUrl", non_retryable=True) from None
     except httpx.UnsupportedProtocol as error:
@@ -73,17 +66,29 @@ async def _exchange(request: HttpRequest) -> HttpResult:
     except (httpx.TransportError, OSError) as error:
         raise ApplicationError(f"Cannot reach {_host(request.uri)} ({request.method} {request.uri}): "
                                f"{error or type(error).__name__}", type="ConnectionError", non_retryable=True) from None
-    if not _allowed(result.status, request.allowed_status):
-        text = raw.decode(response.encoding or "utf-8", errors="replace")
+    text = raw.decode(response.encoding or "utf-8", errors="replace")
+    allowed = _allowed(response.status_code, request.allowed_status)
+    result = _result(response, text, f"The response body of {request.method} {request.uri}", strict=allowed)
+    if not allowed:
         raise ApplicationError(
             f"HTTP {result.status} {response.reason_phrase} from {request.method} {request.uri}: {excerpt(text, EXCERPT_CHARS)}",
-            dataclasses.asdict(result), type="HttpStatus", non_retryable=True)
-    text = raw.decode(response.encoding or "utf-8", errors="replace")
+            _failure_details(result), type="HttpStatus", non_retryable=True)
     parsed = result.body if _is_json(response) and not isinstance(result.body, str) else None
     extracted = apply_extractors(request.output, text, "response body", parsed)
     storage = TaskStorage(request.run_id, request.task_run_id)  # a body over the threshold travels as a reference
-    return dataclasses.replace(result, body=storage.shrink({"body": result.body})["body"],
-                               extracted=storage.shrink(extracted, prefix="extracted-"))
+    result = dataclasses.replace(result, body=storage.shrink({"body": result.body})["body"],
+                                 extracted=storage.shrink(extracted, prefix="extracted-"))
+    check_result_size(to_wire(result), f"The result of {request.method} {request.uri}")
+    return result
+
+
+def _failure_details(result: HttpResult) -> dict[str, Any]:
+    """A failed response as its failure's details; a body too big for them is left out (the
+    message carries an excerpt)."""
+    details = to_wire(result)
+    if result_size(details) > RESULT_LIMIT_BYTES:
+        details["body"] = "(the body is left out of the failure's details: too large)"
+    return details
 
 
 def _content(request: HttpRequest) -> dict[str, Any]:
@@ -135,15 +140,21 @@ async def _read_bounded(response: httpx.Response, limit: int, request: HttpReque
     return b"".join(chunks)
 
 
-def _result(response: httpx.Response, raw: bytes) -> HttpResult:
+def _result(response: httpx.Response, text: str, what: str, strict: bool) -> HttpResult:
+    """The response with its body parsed when JSON: within the bounds (`activities.bounds`), else
+    the task fails (OutputTooDeep, ResultTooLarge) when `strict`, or the body stays text."""
     headers: dict[str, list[str]] = {}
     for name, value in response.headers.multi_items():
         headers.setdefault(name.lower(), []).append(value)
-    text = raw.decode(response.encoding or "utf-8", errors="replace")
     body: Any = text
     if _is_json(response) and text.strip():
-        with contextlib.suppress(ValueError):
-            body = json.loads(text)
+        try:
+            body = json_loads(text, what)
+        except ValueError:
+            pass
+        except ApplicationError:
+            if strict:
+                raise
     return HttpResult(status=response.status_code, uri=str(response.url), headers=headers, body=body)
 
 

@@ -3,6 +3,8 @@
 `{"outputs": {...}}` merges into the task's vars (later lines win, shallow), `{"metrics": [{name,
 type: counter|timer|gauge, value, tags}]}` and `{"logs": [{level, message}]}` (or one log object)
 are appended. Anything that is not exactly `::` + a JSON object + `::` is an ordinary log line.
+What the lines produce is bounded (`activities.bounds`): a line nesting too deep, too many vars or
+metrics fail the task (the ApplicationError is raised by `feed`); logs past a budget are left out.
 """
 
 from __future__ import annotations
@@ -11,17 +13,24 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from activities.bounds import MAX_METRICS, MAX_OUTPUT_VARS, PROTOCOL_LOGS_LIMIT_CHARS, json_loads, too_large
+
 METRIC_TYPES = frozenset({"counter", "timer", "gauge"})
 LOG_LEVELS = frozenset({"TRACE", "DEBUG", "INFO", "WARN", "ERROR"})
 
 
+PROTOCOL_WRAPPING = 2
+"""Levels around an output value in a line (`{"outputs": {"name": value}}`), not counted in its depth."""
+
+
 def parse_protocol_line(line: str) -> dict[str, Any] | None:
-    """The JSON object of a protocol line, or None when the line is a normal log line."""
+    """The JSON object of a protocol line, or None when the line is a normal log line. Raises
+    OutputTooDeep or ResultTooLarge (ApplicationError) when the object passes a bound."""
     line = line.removesuffix("\n").removesuffix("\r")
     if len(line) < 6 or not (line.startswith("::{") and line.endswith("}::")):
         return None
     try:
-        payload = json.loads(line[2:-2])
+        payload = json_loads(line[2:-2], "An output of a `::{json}::` line", wrapping=PROTOCOL_WRAPPING)
     except ValueError:
         return None
     return payload if isinstance(payload, dict) else None
@@ -59,22 +68,40 @@ class ProtocolState:
     vars: dict[str, Any] = field(default_factory=dict)
     metrics: list[dict[str, Any]] = field(default_factory=list)
     logs: list[dict[str, Any]] = field(default_factory=list)
+    """Log entries kept for the result, up to PROTOCOL_LOGS_LIMIT_CHARS of messages (see `result_logs`)."""
+    logs_left_out: int = 0
+    line_logs: list[dict[str, Any]] = field(default_factory=list)
+    """Every log entry of the last line fed (kept in `logs` or not), for the task log."""
     ignored: list[str] = field(default_factory=list)
-    """Malformed parts of otherwise valid protocol lines, so the task can warn about them."""
+    """Malformed parts of the last line fed (an otherwise valid protocol line), so the task can warn."""
+    _log_chars: int = 0
 
     def feed(self, line: str) -> bool:
-        """Take a line of stdout; True if it was a protocol line (and so not a log line)."""
+        """Take a line of stdout; True if it was a protocol line (and so not a log line). Raises
+        an ApplicationError (OutputTooDeep, ResultTooLarge) when the line passes a bound."""
         payload = parse_protocol_line(line)
         if payload is None:
             return False
+        self.line_logs, self.ignored = [], []
         self._outputs(payload.get("outputs"))
         self._metrics(payload.get("metrics"))
         self._logs(payload.get("logs"))
         return True
 
+    def result_logs(self) -> list[dict[str, Any]]:
+        """The kept log entries, and a last one saying how many were left out, if any."""
+        if not self.logs_left_out:
+            return self.logs
+        note = (f"… {self.logs_left_out} protocol log entries left out of the result (it keeps the first "
+                f"{PROTOCOL_LOGS_LIMIT_CHARS // 1024} KiB of them; the task log keeps its head and tail)")
+        return [*self.logs, {"level": "WARN", "message": note}]
+
     def _outputs(self, raw: Any) -> None:
         if isinstance(raw, dict):
             self.vars.update(raw)
+            if len(self.vars) > MAX_OUTPUT_VARS:
+                raise too_large("The task's outputs (`vars`)", f"more than {MAX_OUTPUT_VARS:,} names",
+                                "group values under fewer names, or write them to a file listed in `outputFiles`")
         elif raw is not None:
             self.ignored.append(f"outputs must be an object, got {type(raw).__name__}")
 
@@ -83,16 +110,24 @@ class ProtocolState:
             metric = _metric(item)
             if metric is None:
                 self.ignored.append(f"invalid metric {item!r:.200}")
-            else:
-                self.metrics.append(metric)
+                continue
+            self.metrics.append(metric)
+            if len(self.metrics) > MAX_METRICS:
+                raise too_large("The task's metrics", f"more than {MAX_METRICS:,}",
+                                "report fewer metrics (one counter per name and tags, counting up)")
 
     def _logs(self, raw: Any) -> None:
         for item in _as_list(raw):
             entry = _log(item)
             if entry is None:
                 self.ignored.append(f"invalid log {item!r:.200}")
-            else:
+                continue
+            self.line_logs.append(entry)
+            self._log_chars += len(entry["message"])
+            if self._log_chars <= PROTOCOL_LOGS_LIMIT_CHARS:
                 self.logs.append(entry)
+            else:
+                self.logs_left_out += 1
 
 
 def _as_list(raw: Any) -> list[Any]:
