@@ -13,18 +13,22 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.api import COMMANDS_ACTIVITY, CommandsRequest, CommandsResult
+from activities.bounds import RESULT_LIMIT_BYTES, check_result_size, result_size
 from activities.extracting import TextCapture, apply_extractors
 from activities.processes import ProcessOutcome, run_supervised
 from activities.protocol import ProtocolState
 from activities.storage import stage_input_files, with_storage
 from activities.task_log import TaskLog
 from activities.task_runners import check_runner, launch_command, remove_container
+from activities.wire import to_wire
 
 HEARTBEAT_EVERY = 1.0
 """Seconds between heartbeats; the SDK throttles what it actually sends to the server."""
@@ -49,33 +53,49 @@ def build_env(request: CommandsRequest) -> dict[str, str] | None:
     return env
 
 
-def _on_output(state: ProtocolState, log: TaskLog, level: str) -> Callable[[str], bool]:
+@dataclass
+class _OutputBound:
+    """The first bound the task's output passed (`activities.bounds`): the process is stopped and
+    the task fails with its error; the rest of the output is not read."""
+
+    error: ApplicationError | None = None
+    passed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _on_output(state: ProtocolState, log: TaskLog, level: str, bound: _OutputBound) -> Callable[[str], bool]:
     """Protocol lines feed the state (their logs are logged as they come), on stdout and stderr
     alike (Kestra's logger writes warnings to stderr); other lines are logs at `level`."""
     python_level = _LOG_LEVELS[level]
 
     def handle(line: str) -> bool:
-        seen_logs, seen_ignored = len(state.logs), len(state.ignored)
-        if not state.feed(line):
+        if bound.error is not None:
+            return True
+        try:
+            consumed = state.feed(line)
+        except ApplicationError as error:
+            bound.error = error
+            bound.passed.set()
+            return True
+        if not consumed:
             activity.logger.log(python_level, line)
             log.add(level, line)
             return False
-        for entry in state.logs[seen_logs:]:
+        for entry in state.line_logs:
             activity.logger.log(_LOG_LEVELS.get(entry["level"], logging.INFO), entry["message"])
             log.add(entry["level"], entry["message"])
-        for problem in state.ignored[seen_ignored:]:
+        for problem in state.ignored:
             activity.logger.warning("Ignored part of an output line: %s", problem)
         return True
 
     return handle
 
 
-def _on_stdout(state: ProtocolState, log: TaskLog) -> Callable[[str], bool]:
-    return _on_output(state, log, "INFO")
+def _on_stdout(state: ProtocolState, log: TaskLog, bound: _OutputBound) -> Callable[[str], bool]:
+    return _on_output(state, log, "INFO", bound)
 
 
-def _on_stderr(state: ProtocolState, log: TaskLog) -> Callable[[str], bool]:
-    return _on_output(state, log, "WARN")
+def _on_stderr(state: ProtocolState, log: TaskLog, bound: _OutputBound) -> Callable[[str], bool]:
+    return _on_output(state, log, "WARN", bound)
 
 
 def _result(outcome: ProcessOutcome, state: ProtocolState, log: TaskLog) -> CommandsResult:
@@ -83,7 +103,7 @@ def _result(outcome: ProcessOutcome, state: ProtocolState, log: TaskLog) -> Comm
         exit_code=outcome.exit_code,
         vars=state.vars,
         metrics=state.metrics,
-        logs=state.logs,
+        logs=state.result_logs(),
         stdout_tail=outcome.stdout_tail,
         stderr_tail=outcome.stderr_tail,
         log_lines=log.entries(),
@@ -104,10 +124,29 @@ def failure_message(result: CommandsResult) -> str:
     return f"{head}: {detail}" if detail else head
 
 
-def _result_of_timeout(state: ProtocolState, log: TaskLog, request: CommandsRequest, workdir: str) -> dict:
+async def _result_of_timeout(state: ProtocolState, log: TaskLog, request: CommandsRequest, workdir: str) -> dict:
     """Failure details of a timed-out task: what its output protocol had reported so far (big values stored)."""
-    result = CommandsResult(exit_code=-1, vars=state.vars, metrics=state.metrics, logs=state.logs, log_lines=log.entries())
-    return dataclasses.asdict(with_storage(result, request, workdir, collect_files=False))
+    result = CommandsResult(exit_code=-1, vars=state.vars, metrics=state.metrics, logs=state.result_logs(),
+                            log_lines=log.entries())
+    return _failure_details(await with_storage(result, request, workdir, collect_files=False))
+
+
+def _failure_details(result: CommandsResult) -> dict[str, Any]:
+    """A failed task's result as its failure's details; when too large for them (`activities.bounds`),
+    only its log and the tails of its streams, so the failure itself is always recorded."""
+    details = to_wire(result)
+    if result_size(details) > RESULT_LIMIT_BYTES:
+        details = to_wire(dataclasses.replace(result, vars={}, metrics=[], logs=[], extracted={}, output_files=None))
+    return details
+
+
+def _checked(result: CommandsResult) -> CommandsResult:
+    """`result` when it fits in an activity result, else ResultTooLarge (with its log as details)."""
+    try:
+        check_result_size(to_wire(result), "The task's result (vars, metrics, output files after storage)")
+    except ApplicationError as error:
+        raise ApplicationError(error.message, _failure_details(result), type=error.type, non_retryable=True) from None
+    return result
 
 
 def _signal_name(number: int) -> str:
@@ -119,17 +158,18 @@ def _signal_name(number: int) -> str:
 
 async def _execute(request: CommandsRequest, workdir: str) -> CommandsResult:
     """Run the script and turn its outcome into a result, or a non-retryable ApplicationError."""
-    state, log = ProtocolState(), TaskLog()
+    state, log, bound = ProtocolState(), TaskLog(), _OutputBound()
     stdout = TextCapture("stdout") if request.output else None  # what output extractors read
     stage_input_files(workdir, request.input_files)
     argv, env = launch_command(request.task_runner, request.task_run_id, [*request.interpreter, build_script(request)],
                                workdir, request.env, build_env(request))
+    on_stdout = _on_stdout(state, log, bound)
     supervised = run_supervised(
         argv,
         cwd=workdir,
         env=env,
-        on_stdout=stdout.watching(_on_stdout(state, log)) if stdout else _on_stdout(state, log),
-        on_stderr=_on_stderr(state, log),
+        on_stdout=stdout.watching(on_stdout) if stdout else on_stdout,
+        on_stderr=_on_stderr(state, log, bound),
         heartbeat=activity.heartbeat,
         heartbeat_every=HEARTBEAT_EVERY,
         inline_sh=True,
@@ -137,25 +177,70 @@ async def _execute(request: CommandsRequest, workdir: str) -> CommandsResult:
     try:
         # The task's own `timeout` is enforced here (the process group is killed on expiry), so it
         # fails the task for good instead of looking like a dead worker to Temporal.
-        outcome = await asyncio.wait_for(supervised, timeout=request.timeout_s)
+        outcome = await asyncio.wait_for(_unless_bound_passed(supervised, bound), timeout=request.timeout_s)
     except asyncio.CancelledError:
         await remove_container(argv, env)
         raise
     except asyncio.TimeoutError:  # before OSError: TimeoutError is an OSError since 3.11
         await remove_container(argv, env)
-        raise ApplicationError(f"Task timed out after {request.timeout_s:g}s", _result_of_timeout(state, log, request, workdir),
+        raise ApplicationError(f"Task timed out after {request.timeout_s:g}s", await _result_of_timeout(state, log, request, workdir),
                                type="Timeout", non_retryable=True) from None
     except OSError as exc:
         raise ApplicationError(f"Cannot run the command: {exc}", type="CommandError",
                                non_retryable=True) from exc
-    result = _result(outcome, state, log)
-    if stdout is not None and outcome.exit_code == 0:
+    except _BoundPassed as passed:
+        await remove_container(argv, env)
+        raise ApplicationError(passed.error.message, to_wire(CommandsResult(exit_code=-1, log_lines=log.entries())),
+                               type=passed.error.type, non_retryable=True) from None
+    return await _finish(request, workdir, _result(outcome, state, log), stdout)
+
+
+async def _finish(request: CommandsRequest, workdir: str, result: CommandsResult, stdout: TextCapture | None) -> CommandsResult:
+    """The finished process's result with extractors applied and big values and files stored; a
+    failure (CommandFailed), or ResultTooLarge when it cannot travel as an activity result."""
+    if stdout is not None and result.exit_code == 0:
         result = dataclasses.replace(result, extracted=apply_extractors(request.output, stdout.text(), "stdout"))
-    result = with_storage(result, request, workdir, collect_files=outcome.exit_code == 0)
+    result = await with_storage(result, request, workdir, collect_files=result.exit_code == 0)
     if result.exit_code != 0:
-        raise ApplicationError(failure_message(result), dataclasses.asdict(result),
+        raise ApplicationError(failure_message(result), _failure_details(result),
                                type="CommandFailed", non_retryable=True)
-    return result
+    return _checked(result)
+
+
+class _BoundPassed(Exception):
+    """The task's output passed a bound (`error` says which); the process is stopped."""
+
+    def __init__(self, error: ApplicationError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+async def _unless_bound_passed(supervised: Awaitable[ProcessOutcome], bound: _OutputBound) -> ProcessOutcome:
+    """The process's outcome; when its output passes a bound first, the process is stopped (its
+    group terminated as on a cancellation) and _BoundPassed raised: the output is not going to be
+    used, and a script printing without end must not run on until its timeout."""
+    running = asyncio.ensure_future(supervised)
+    passed = asyncio.ensure_future(bound.passed.wait())
+    try:
+        await asyncio.wait({running, passed}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        await _stopped(running)
+        raise
+    finally:
+        passed.cancel()
+    if bound.error is None:
+        return running.result()
+    await _stopped(running)
+    raise _BoundPassed(bound.error)
+
+
+async def _stopped(running: asyncio.Future[ProcessOutcome]) -> None:
+    """Cancel the supervised process (unless done) and wait until its group is gone; its own
+    outcome or error no longer matters."""
+    running.cancel()
+    await asyncio.wait({running})
+    if not running.cancelled():
+        running.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
 @activity.defn(name=COMMANDS_ACTIVITY)

@@ -10,8 +10,8 @@ root is set once per worker process (`configure`, from `tflow worker --storage D
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import glob
 import json
 import os
 import re
@@ -23,6 +23,8 @@ from typing import Any
 from temporalio.exceptions import ApplicationError
 
 from activities.api import CommandsRequest, CommandsResult
+from activities.heartbeating import heartbeating
+from activities.output_globs import match_output_files
 
 from temporal_flows.expressions.references import REF_KEY, describe, is_reference
 
@@ -184,26 +186,21 @@ def stage_input_files(workdir: str | Path, input_files: dict[str, Any]) -> None:
 
 
 def collect_output_files(workdir: str | Path, patterns: list[str], storage: TaskStorage) -> dict[str, Any]:
-    """`outputFiles`: every file matching a glob (relative to the working directory, `**` allowed)
-    copied into storage; `{relative path: reference}`."""
-    base = Path(workdir).resolve()
-    found: dict[str, Any] = {}
-    for pattern in patterns:
-        for match in sorted(glob.glob(pattern, root_dir=base, recursive=True)):
-            path = (base / match).resolve()
-            if not path.is_file() or base not in path.parents:
-                continue
-            name = path.relative_to(base).as_posix()
-            if name not in found:
-                found[name] = storage.store_file(path, name)
-    return found
+    """`outputFiles`: every file matching a glob (relative to the working directory, `**` allowed,
+    symlinked directories never entered, see `activities.output_globs`) copied into storage;
+    `{relative path: reference}`. Blocking: called in a thread by `with_storage`."""
+    return {name: storage.store_file(source, name) for name, source in match_output_files(workdir, patterns).items()}
 
 
-def with_storage(result: CommandsResult, request: CommandsRequest, workdir: str | Path, collect_files: bool) -> CommandsResult:
+async def with_storage(result: CommandsResult, request: CommandsRequest, workdir: str | Path, collect_files: bool) -> CommandsResult:
     """A process task's result as it travels: big `vars`/extracted values as references, and the
-    `outputFiles` matches (when `collect_files`: the task succeeded) copied into storage."""
+    `outputFiles` matches (when `collect_files`: the task succeeded) copied into storage in a thread,
+    heartbeating meanwhile (a big tree or big files must not stall the event loop)."""
     storage = TaskStorage(request.run_id, request.task_run_id)
-    files = collect_output_files(workdir, request.output_files, storage) if collect_files and request.output_files else None
+    files = None
+    if collect_files and request.output_files:
+        async with heartbeating():
+            files = await asyncio.to_thread(collect_output_files, workdir, request.output_files, storage)
     return dataclasses.replace(
         result, vars=storage.shrink(result.vars), extracted=storage.shrink(result.extracted, prefix="extracted-"),
         output_files=files,
