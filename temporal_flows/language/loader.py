@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from temporal_flows.language.dialects import steps, tasklist
+from temporal_flows.language.dialects import steps
+from temporal_flows.language.dialects.tasklist import flow as tasklist_flow
 from temporal_flows.language.source import LoadedFlow, SourceMap, YList, YMap, parse_yaml
 from temporal_flows.language.validate import validate
 from temporal_flows.model.problems import FlowError, Problem
@@ -21,7 +22,7 @@ def load_flow_text(text: str, file: str) -> LoadedFlow:
     root = parse_yaml(text, file)
     if not isinstance(root, YMap):
         raise FlowError([Problem(file, 1, 1, "a flow must be a mapping with `id`, `namespace` and `tasks`")])
-    dialect = steps if steps.is_step_flow(root) else tasklist
+    dialect = steps if steps.is_step_flow(root) else tasklist_flow
     loaded, problems = dialect.normalize_flow(root, file)
     if loaded is not None:
         problems.extend(validate(loaded))

@@ -18,7 +18,7 @@ from typing import Any
 
 from temporal_flows.expressions.extractors import extractor_problem
 from temporal_flows.expressions.templates import ExpressionError, referenced_outputs, template_strings
-from temporal_flows.language.dialects.tasklist import _cycles
+from temporal_flows.language.dialects.tasklist.flow import _cycles
 from temporal_flows.language.source import LoadedFlow, SourceMap, YList, YMap
 from temporal_flows.model.flow import Flow, Location, Task
 from temporal_flows.model.flow import OnFailure, Strategy
