@@ -219,7 +219,7 @@ async def _flow_schedules(client: Client, loaded: LoadedFlow) -> list[tuple[str,
         if not listed.id.startswith(prefix):
             continue
         description = await _describe(client, listed.id)
-        memo = _schedule_memo(client, description) if description else {}
+        memo = await _schedule_memo(client, description) if description else {}
         if description and memo.get("namespace") == flow.namespace and memo.get("flow_id") == flow.id:
             found.append((listed.id, description))
     return found
@@ -244,12 +244,13 @@ async def _describe(client: Client, identifier: str) -> ScheduleDescription | No
         raise
 
 
-def _schedule_memo(client: Client, description: ScheduleDescription) -> dict[str, Any]:
-    """The action memo's `schedule` entry (a described action's memo holds raw payloads)."""
+async def _schedule_memo(client: Client, description: ScheduleDescription) -> dict[str, Any]:
+    """The action memo's `schedule` entry (a described action's memo holds raw payloads, encrypted
+    when a payload codec key is set: decoded through the client's converter)."""
     action = description.schedule.action
     if not isinstance(action, ScheduleActionStartWorkflow) or not action.memo or SCHEDULE_MEMO not in action.memo:
         return {}
-    value = client.data_converter.payload_converter.from_payload(action.memo[SCHEDULE_MEMO])
+    [value] = await client.data_converter.decode([action.memo[SCHEDULE_MEMO]])
     return value if isinstance(value, dict) else {}
 
 
@@ -271,7 +272,7 @@ async def list_schedules(client: Client, loaded: LoadedFlow | None = None) -> li
         action = description.schedule.action
         if not isinstance(action, ScheduleActionStartWorkflow) or action.workflow != WORKFLOW_TYPE:
             continue
-        memo = _schedule_memo(client, description)
+        memo = await _schedule_memo(client, description)
         info = description.info
         rows.append(ScheduleRow(
             schedule_id=identifier,
