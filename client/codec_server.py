@@ -77,7 +77,8 @@ def parse_payloads(body: bytes) -> Payloads:
     return payloads
 
 
-def codec_app(codec: EncryptionCodec, origins: Sequence[str] = DEFAULT_ORIGINS) -> web.Application:
+def codec_app(codec: EncryptionCodec, origins: Sequence[str] = DEFAULT_ORIGINS,
+              max_body_bytes: int = MAX_BODY_BYTES) -> web.Application:
     """The codec server's application: every path ending in /encode or /decode."""
     service = CodecService(codec, frozenset(origin.rstrip("/") for origin in origins))
 
@@ -85,18 +86,18 @@ def codec_app(codec: EncryptionCodec, origins: Sequence[str] = DEFAULT_ORIGINS) 
         action = request.path.rstrip("/").rsplit("/", 1)[-1]
         origin = request.headers.get(hdrs.ORIGIN)
         headers = service.cors_headers(origin)
-        response = await _answer(service, request, action, origin, headers)
+        response = await _answer(service, request, action, origin, headers, max_body_bytes)
         response.headers.update(headers)
         log.info("%s %s -> %d", request.method, request.path, response.status)
         return response
 
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=max_body_bytes)
     app.router.add_route("*", "/{path:.*}", handle)
     return app
 
 
 async def _answer(service: CodecService, request: web.Request, action: str, origin: str | None,
-                  headers: dict[str, str]) -> web.Response:
+                  headers: dict[str, str], max_body_bytes: int) -> web.Response:
     if action not in ACTIONS:
         return _refusal(404, f"no such endpoint {request.path!r}: POST to …/encode or …/decode")
     if origin is not None and not headers:
@@ -111,7 +112,7 @@ async def _answer(service: CodecService, request: web.Request, action: str, orig
         body = await request.read()
         return web.Response(body=await service.apply(action, body), content_type="application/json")
     except web.HTTPRequestEntityTooLarge:
-        return _refusal(413, f"the body is over {MAX_BODY_BYTES} bytes")
+        return _refusal(413, f"the body is over {max_body_bytes} bytes")
     except (BadBody, CodecDecodeError) as error:
         return _refusal(400, str(error))
 
@@ -120,9 +121,10 @@ def _refusal(status: int, reason: str, headers: dict[str, str] | None = None) ->
     return web.json_response({"error": reason}, status=status, headers=headers)
 
 
-async def serve(codec: EncryptionCodec, host: str, port: int, origins: Sequence[str] = DEFAULT_ORIGINS) -> tuple[web.AppRunner, int]:
-    """Start the codec server; returns its runner (to `cleanup()`) and the port it listens on."""
-    runner = web.AppRunner(codec_app(codec, origins), access_log=None)
+async def serve(codec: EncryptionCodec, host: str, port: int, origins: Sequence[str] = DEFAULT_ORIGINS,
+                max_body_bytes: int = MAX_BODY_BYTES) -> tuple[web.AppRunner, int]:
+    """Start the codec server (port 0: a free one); returns its runner (to `cleanup()`) and its port."""
+    runner = web.AppRunner(codec_app(codec, origins, max_body_bytes), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
