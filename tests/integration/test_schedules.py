@@ -13,7 +13,7 @@ import json
 import subprocess
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,7 @@ async def eventually(probe: Any, timeout: float, accept: Any = bool, interval: f
         await asyncio.sleep(interval)
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 async def test_deployed_schedule_starts_runs_that_list_and_finish_then_undeploy_removes_it(
     client: Client, temporal_address: str, worker: str, tmp_path: Path
 ):
@@ -167,11 +167,19 @@ async def test_deployed_schedule_starts_runs_that_list_and_finish_then_undeploy_
 
     # `stopAfter: [FAILED]`: the other flow's schedule fired at the same minute, its run failed, and
     # Temporal paused the schedule.
+    # Temporal's scheduler notices the failure when it next looks at its runs (at the latest, at its
+    # next action): the clock starts when the failing run ended, and the promise is that no second run
+    # of the failing flow ever starts.
     failing_id = f"tests.schedules.{flow_id}-failing.every-minute"
-    paused = await eventually(
-        lambda: _paused(client, failing_id), timeout=20, accept=bool
-    )
-    assert paused, f"{failing_id} is not paused after its run failed"
+    failing_runs = await eventually(lambda: _runs_of(client, failing_id), timeout=30, accept=bool)
+    assert failing_runs, f"{failing_id} started no run"
+    failed_end = await eventually(lambda: _close_time(client, failing_runs[0]), timeout=30, accept=bool)
+    assert failed_end is not None, f"{failing_runs[0]} did not end"
+    next_action = failed_end.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    within = (next_action - datetime.now(timezone.utc)).total_seconds() + 15
+    paused = await eventually(lambda: _paused(client, failing_id), timeout=max(within, 5), accept=bool)
+    assert paused, f"{failing_id} is not paused by its next action after its run failed at {failed_end}"
+    assert await _runs_of(client, failing_id) == failing_runs, "the failing flow ran again after its failure"
     assert (await tflow_json(temporal_address, "schedules", str(failing)))[0]["paused"] is True
     await tflow_json(temporal_address, "undeploy", str(failing))
 
@@ -190,6 +198,16 @@ async def test_deployed_schedule_starts_runs_that_list_and_finish_then_undeploy_
         await client.get_schedule_handle(prefix + "every-minute").describe()
     assert missing.value.status == RPCStatusCode.NOT_FOUND
     assert await eventually(listed_schedules, timeout=15, accept=lambda found: not found) == {}
+
+
+async def _runs_of(client: Client, schedule_id: str) -> list[str]:
+    """Ids of the runs a schedule started, oldest first (the schedule's recent actions)."""
+    description = await client.get_schedule_handle(schedule_id).describe()
+    return [action.action.workflow_id for action in description.info.recent_actions]
+
+
+async def _close_time(client: Client, run_id: str) -> datetime | None:
+    return (await client.get_workflow_handle(run_id).describe()).close_time
 
 
 async def _paused(client: Client, schedule_id: str) -> bool:
