@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from activities.containment import SWEEP_TIMEOUT, TaskScope, task_scope
 from activities.pidfd_process import PidfdTransport, pidfd_supported
 from activities.pidfd_process import spawn as spawn_with_pidfd
 from temporal_flows.metadata import CANCEL_GRACE
@@ -35,15 +36,25 @@ log = logging.getLogger(__name__)
 
 SUPERVISOR_SCRIPT = """\
 [ "$PPID" = "$1" ] || kill -KILL 0
+case $2 in /*) { echo 0 >"$2/cgroup.procs"; } 2>/dev/null || echo "tflow: cannot join the task's cgroup $2" >&2;; esac
 shift
 exec 3<&0 </dev/null
-if [ "$1" = "tflow-inline-sh" ]; then
-  ( exec 3<&-; eval "set --; $2" ) &
-  set -- tflow-inline-pid "$!"
+if [ "$2" = "tflow-inline-sh" ]; then
+  ( exec 3<&-; eval "set --; $3" ) &
+  set -- "$1" tflow-inline-pid "$!"
 fi
-{ trap '' TERM; read _ <&3; kill -KILL 0; } >/dev/null 2>&1 &
+{ trap '' TERM; read _ <&3; read me _ </proc/self/stat
+  case $1 in
+  /*) echo 1 >"$1/cgroup.kill" || while read p; do [ "$p" = "$me" ] || kill -KILL "$p"; done <"$1/cgroup.procs";;
+  -) ;;
+  *) for f in $(grep -lzxF "TFLOW_TASK_TOKEN=$1" /proc/[0-9]*/environ); do
+       p=${f#/proc/}; p=${p%/environ}; [ "$p" = "$me" ] || kill -KILL "$p"
+     done;;
+  esac
+  kill -KILL 0; } >/dev/null 2>&1 &
 watcher=$!
 exec 3<&-
+shift
 trap ':' TERM
 if [ "$1" = "tflow-inline-pid" ]; then
   child=$2
@@ -60,13 +71,16 @@ kill -KILL "$watcher" 2>/dev/null
 wait "$watcher" 2>/dev/null
 exit "$status"
 """
-"""Group leader, run as `sh -c SCRIPT tflow-supervisor <worker pid> argv...` with the worker's
-lifeline (see lifeline_fd) as stdin. If the worker already died (the parent is no longer the worker
-pid) the group is killed at once. A forked watcher (no exec) blocks reading the lifeline: it gets
-end-of-file only when the worker is gone, and then SIGKILLs the whole group; it ignores SIGTERM so a
-cancellation's grace period cannot disarm it. The command runs with /dev/null as stdin and without
-the lifeline. SIGTERM is survived by the leader (a trapped signal interrupts `wait`, so it loops) so
-that it exits exactly when the real command does, with its status; the watcher is then reaped.
+"""Group leader, run as `sh -c SCRIPT tflow-supervisor <worker pid> <scope> argv...` with the
+worker's lifeline (see lifeline_fd) as stdin. If the worker already died (the parent is no longer
+the worker pid) the group is killed at once. `<scope>` (see activities.containment) is a cgroup
+path, which the supervisor joins before it starts anything, a token, or `-`. A forked watcher (no
+exec) blocks reading the lifeline: it gets end-of-file only when the worker is gone, and then kills
+the task's cgroup, or every process carrying the token (one grep, only then), and the whole group;
+it ignores SIGTERM so a cancellation's grace period cannot disarm it. The command runs with
+/dev/null as stdin and without the lifeline. SIGTERM is survived by the leader (a trapped signal
+interrupts `wait`, so it loops) so that it exits exactly when the real command does, with its
+status; the watcher is then reaped.
 With `tflow-inline-sh SCRIPT` in place of argv, the supervisor's own /bin/sh runs SCRIPT in a forked
 subshell (forked before the watcher and any assignment, so it inherits no job, no `$!`, no variable
 of the supervisor's and no positional parameters) instead of exec'ing a second /bin/sh: one exec
@@ -163,13 +177,13 @@ def _forget_lifeline_in_forked_child() -> None:
 os.register_at_fork(after_in_child=_forget_lifeline_in_forked_child)
 
 
-def supervisor_command(argv: Sequence[str], inline_sh: bool = False) -> list[str]:
-    """The supervisor (see SUPERVISOR_SCRIPT) running `argv`; give it lifeline_fd() as stdin. With
-    `inline_sh` and `argv` = `/bin/sh -c SCRIPT`, the supervisor runs SCRIPT in a subshell of its own
-    (`$0` stays `/bin/sh`, so messages read as from `sh -c`)."""
+def supervisor_command(argv: Sequence[str], inline_sh: bool = False, scope: str = "-") -> list[str]:
+    """The supervisor (see SUPERVISOR_SCRIPT) running `argv` in `scope` (TaskScope.supervisor_arg);
+    give it lifeline_fd() as stdin. With `inline_sh` and `argv` = `/bin/sh -c SCRIPT`, the supervisor
+    runs SCRIPT in a subshell of its own (`$0` stays `/bin/sh`, so messages read as from `sh -c`)."""
     if inline_sh and len(argv) == 3 and tuple(argv[:2]) == INLINE_SH:
-        return ["/bin/sh", "-c", SUPERVISOR_SCRIPT, "/bin/sh", str(os.getpid()), "tflow-inline-sh", argv[2]]
-    return ["/bin/sh", "-c", SUPERVISOR_SCRIPT, "tflow-supervisor", str(os.getpid()), *argv]
+        return ["/bin/sh", "-c", SUPERVISOR_SCRIPT, "/bin/sh", str(os.getpid()), scope, "tflow-inline-sh", argv[2]]
+    return ["/bin/sh", "-c", SUPERVISOR_SCRIPT, "tflow-supervisor", str(os.getpid()), scope, *argv]
 
 
 @dataclass(frozen=True)
@@ -300,15 +314,15 @@ def kill_group(pgid: int, sig: int) -> None:
 
 
 async def _spawn(protocol: _SupervisedProtocol, argv: Sequence[str], cwd: str | None,
-                 env: Mapping[str, str] | None, inline_sh: bool = False) -> asyncio.SubprocessTransport | PidfdTransport:
+                 env: Mapping[str, str] | None, inline_sh: bool, scope: str) -> asyncio.SubprocessTransport | PidfdTransport:
     """Start the supervisor from the event-loop thread, watched through a pidfd where the system
     has them (no await: nothing to cancel mid-spawn), else by asyncio's child watcher (a cancel
     mid-spawn still kills the group)."""
     if pidfd_supported():
-        return spawn_with_pidfd(protocol, supervisor_command(argv, inline_sh), stdin=lifeline_fd(), cwd=cwd, env=env)
+        return spawn_with_pidfd(protocol, supervisor_command(argv, inline_sh, scope), stdin=lifeline_fd(), cwd=cwd, env=env)
     loop = asyncio.get_running_loop()
     spawning = asyncio.ensure_future(loop.subprocess_exec(
-        lambda: protocol, *supervisor_command(argv, inline_sh),
+        lambda: protocol, *supervisor_command(argv, inline_sh, scope),
         stdin=lifeline_fd(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         cwd=cwd, env=env, start_new_session=True))
     try:
@@ -339,16 +353,22 @@ async def _terminate(pgid: int, exited: asyncio.Future[None], grace: float) -> N
 
 
 async def _cleanup(pgid: int, transport: asyncio.SubprocessTransport | PidfdTransport,
-                   protocol: _SupervisedProtocol) -> None:
-    """Kill whatever is left in the group (background jobs the command left), then drain pipes."""
+                   protocol: _SupervisedProtocol, scope: TaskScope) -> None:
+    """Kill whatever is left of the task: its group (background jobs the command left), then every
+    process of its scope (ones that left the group: `setsid`, `nohup`, double forks); drain pipes."""
     kill_group(pgid, signal.SIGKILL)
+    clean = False
     try:
+        clean = await scope.kill_all()
+        if not clean:
+            log.warning("processes of the task in process group %d survived SIGKILL for %gs", pgid, SWEEP_TIMEOUT)
         await asyncio.wait({protocol.exited, protocol.closed}, timeout=DRAIN_TIMEOUT,
                            return_when=asyncio.ALL_COMPLETED)
     finally:
         transport.close()
         for stream in protocol.streams.values():
             stream.flush()
+        scope.release(clean)
 
 
 async def run_supervised(
@@ -367,7 +387,8 @@ async def run_supervised(
 
     Raises OSError if `argv[0]` cannot be executed. On cancellation the group gets SIGTERM, then
     SIGKILL after `grace` (default CANCEL_GRACE) and CancelledError is re-raised; on any other
-    error the group is SIGKILLed. Leftover processes of the group are killed when the command exits.
+    error the group is SIGKILLed. Every process the command left is killed when it exits, in its
+    group or not (see activities.containment).
     `inline_sh`: when `argv` is `/bin/sh -c SCRIPT`, the supervising shell runs SCRIPT in a forked
     subshell (one exec less; the same guarantees), where `$$` is the group leader's pid and `$PPID` the worker's.
     """
@@ -378,15 +399,21 @@ async def run_supervised(
         raise FileNotFoundError(2, "No such directory", cwd)
     loop = asyncio.get_running_loop()
     protocol = _SupervisedProtocol(loop, on_stdout, on_stderr)
-    transport = await _spawn(protocol, argv, cwd, env, inline_sh)
+    scope = task_scope()
+    try:
+        transport = await _spawn(protocol, argv, cwd, scope.environment(env), inline_sh, scope.supervisor_arg())
+    except BaseException:
+        scope.release(await scope.kill_all())
+        raise
     pgid = transport.get_pid()
+    scope.started(pgid)
     try:
         await _wait_exit(protocol.exited, heartbeat, heartbeat_every)
     except asyncio.CancelledError:
         await _terminate(pgid, protocol.exited, CANCEL_GRACE.total_seconds() if grace is None else grace)
         raise
     finally:
-        await _cleanup(pgid, transport, protocol)
+        await _cleanup(pgid, transport, protocol, scope)
     if protocol.errors:
         raise protocol.errors[0]
     exit_code = transport.get_returncode()

@@ -135,7 +135,7 @@ def test_the_supervisor_kills_its_group_when_its_parent_is_not_the_expected_one(
     """The race guard: the worker died before the supervisor started (it was reparented)."""
     ran = tmp_path / "ran"
     supervisor = subprocess.Popen(
-        ["/bin/sh", "-c", SUPERVISOR_SCRIPT, "tflow-supervisor", "1", "/bin/sh", "-c", f"touch {ran}; sleep 30"],
+        ["/bin/sh", "-c", SUPERVISOR_SCRIPT, "tflow-supervisor", "1", "-", "/bin/sh", "-c", f"touch {ran}; sleep 30"],
         start_new_session=True)
     assert supervisor.wait(timeout=5) == -signal.SIGKILL, "the group (itself included) must be SIGKILLed"
     assert not ran.exists(), "the command must not run"
@@ -146,7 +146,7 @@ def test_the_supervisor_runs_the_command_under_its_expected_parent(tmp_path: Pat
     read_end, write_end = os.pipe()
     try:
         supervisor = subprocess.Popen(
-            ["/bin/sh", "-c", SUPERVISOR_SCRIPT, "tflow-supervisor", str(os.getpid()), "/bin/sh", "-c",
+            ["/bin/sh", "-c", SUPERVISOR_SCRIPT, "tflow-supervisor", str(os.getpid()), "-", "/bin/sh", "-c",
              f"touch {ran}; exit 7"], stdin=read_end, start_new_session=True)
         assert supervisor.wait(timeout=5) == 7
         assert ran.exists()
@@ -164,7 +164,7 @@ def test_the_lifeline_closing_kills_the_group_even_during_a_sigterm_grace(tmp_pa
               "wait")
     read_end, write_end = os.pipe()
     supervisor = subprocess.Popen(
-        ["/bin/sh", "-c", SUPERVISOR_SCRIPT, "tflow-supervisor", str(os.getpid()), "/bin/sh", "-c", script],
+        ["/bin/sh", "-c", SUPERVISOR_SCRIPT, "tflow-supervisor", str(os.getpid()), "-", "/bin/sh", "-c", script],
         stdin=read_end, stdout=subprocess.DEVNULL, start_new_session=True)
     lifeline = f"pipe:[{os.fstat(read_end).st_ino}]"
     os.close(read_end)
@@ -199,7 +199,7 @@ def test_a_supervisor_started_after_its_worker_died_runs_nothing(tmp_path: Path)
     os.close(write_end)
     try:
         supervisor = subprocess.Popen(
-            ["/bin/sh", "-c", SUPERVISOR_SCRIPT, "tflow-supervisor", str(os.getpid()), "/bin/sh", "-c",
+            ["/bin/sh", "-c", SUPERVISOR_SCRIPT, "tflow-supervisor", str(os.getpid()), "-", "/bin/sh", "-c",
              f"sleep 0.5; touch {ran}"], stdin=read_end, start_new_session=True)
         assert supervisor.wait(timeout=5) == -signal.SIGKILL
         time.sleep(0.7)
