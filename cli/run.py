@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, List, Optional
@@ -38,18 +37,14 @@ from cli.common import (
     run_async,
 )
 from cli.progress import ProgressPrinter, print_attempt_log, print_result, ui_line
-from client.connection import cluster_settings, known_ui_base
-from client.devserver import DevServer, default_db_filename, free_port, port_is_free
-from client.temporal_cli import default_data_dir
+from client.connection import ClusterSettings, Connection, cluster_settings
+from client.embedded import command_temporal, worker_log_file
 from temporal_flows.language.inputs import InputError, resolve_inputs
 from temporal_flows.language.loader import LoadedFlow
 from temporal_flows.language.source import FlowYamlLoader
-from temporal_flows.metadata import DEFAULT_ADDRESS, DEFAULT_UI_PORT
 from temporal_flows.metadata import DEFAULT_MAX_PENDING_TASKS, DEFAULT_REDISPATCH_LIMIT
-from client.connection import Connection, TemporalUnreachable, connect
 from client.runs import live_result, read_result, start_run, ui_url, wait_result
 from client.task_logs import follow_task_logs, read_task_logs
-from client.worker import create_worker
 
 POLL_SECONDS = 0.25
 LOG_DRAIN_SECONDS = 5.0
@@ -97,11 +92,7 @@ def run(
             "cluster take it as `tflow worker --task-runner process`", ExitCode.INVALID)
     limits = {"max_pending_tasks": max_pending_tasks, "redispatch_limit": redispatch_limit}
     options = _RunOptions(loaded, run_id, max_workers, limits, as_json, detach, inputs, labels, subflows, task_runner, logs)
-    if cluster.address:
-        result = run_async(_run_on_cluster(Connection.to(cluster, task_queue, ui_url_base), options))
-    else:
-        result = run_async(_run_embedded(cluster.namespace, task_queue, options))
-    raise typer.Exit(result)
+    raise typer.Exit(run_async(_run(cluster, task_queue, ui_url_base, options)))
 
 
 @dataclass(frozen=True)
@@ -150,55 +141,16 @@ def _read_inputs_file(path: Path) -> dict[str, Any]:
     return {str(key): value for key, value in data.items()}
 
 
-async def _run_on_cluster(connection: Connection, options: _RunOptions) -> int:
-    client = await connect(connection)
-    return await _start_and_follow(client, connection, options, embedded=False)
-
-
-WORKER_LOG = "worker.log"
-"""Where `tflow run`'s in-process worker writes its logs, under the data directory."""
-
-
-async def _run_embedded(namespace: str, task_queue: str, options: _RunOptions) -> int:
-    log_to_file(default_data_dir() / WORKER_LOG)
-    async with AsyncExitStack() as stack:
-        address, ui_base = await _embedded_server(stack, namespace, quiet=options.as_json)
-        connection = Connection(address, namespace, task_queue, ui_base)
-        client = await connect(address, namespace)
-        worker = create_worker(client, task_queue, task_runner=options.task_runner)
-        await stack.enter_async_context(worker)
-        return await _start_and_follow(client, connection, options, embedded=True)
+async def _run(cluster: ClusterSettings, task_queue: str, ui_url_base: Optional[str], options: _RunOptions) -> int:
+    """Start and follow the run on the cluster `cluster` names, else on the embedded Temporal (its
+    notes on stderr with --json, so stdout carries the JSON object only)."""
+    if not cluster.address:
+        log_to_file(worker_log_file())
+    note = lambda message: typer.secho(message, err=options.as_json, fg=typer.colors.BRIGHT_BLACK)  # noqa: E731
+    async with command_temporal(cluster, task_queue, ui_url=ui_url_base, task_runner=options.task_runner,
+                                note=note) as temporal:
+        return await _start_and_follow(temporal.client, temporal.connection, options, embedded=temporal.embedded)
     raise AssertionError("unreachable")
-
-
-async def _embedded_server(stack: AsyncExitStack, namespace: str, quiet: bool) -> tuple[str, Optional[str]]:
-    """A dev server already listening on the default port (e.g. `tflow server`), or a new one."""
-    default_port = int(DEFAULT_ADDRESS.rsplit(":", 1)[1])
-    if not port_is_free(default_port):
-        try:
-            await connect(DEFAULT_ADDRESS, namespace)
-        except TemporalUnreachable:
-            pass
-        else:
-            _note(f"Using the Temporal server already running at {DEFAULT_ADDRESS}", quiet)
-            return DEFAULT_ADDRESS, known_ui_base(DEFAULT_ADDRESS)
-    server = DevServer(
-        port=default_port if port_is_free(default_port) else free_port(),
-        ui_port=DEFAULT_UI_PORT if port_is_free(DEFAULT_UI_PORT) else free_port(),
-        db_filename=default_db_filename(),
-        namespace=namespace,
-    )
-    _note(f"Starting an embedded Temporal dev server ({server.db_filename})", quiet)
-    try:
-        await server.astart()
-    except RuntimeError as error:  # the CLI cannot be found or obtained, or the server did not start
-        raise fail(str(error), ExitCode.UNREACHABLE) from None
-    stack.callback(server.stop)
-    return server.address, server.ui_url
-
-
-def _note(message: str, quiet: bool) -> None:
-    typer.secho(message, err=quiet, fg=typer.colors.BRIGHT_BLACK)
 
 
 async def _start_and_follow(client: Client, connection: Connection, options: _RunOptions, *, embedded: bool) -> int:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -31,11 +31,10 @@ from cli.common import (
     log_to_file,
     run_async,
 )
-from cli.run import WORKER_LOG, _embedded_server
-from client.connection import Connection, cluster_settings, connect
-from client.temporal_cli import default_data_dir
+from client.connection import ClusterSettings, cluster_settings
+from client.embedded import command_temporal, worker_log_file
 from client.webui.server import WebContext, serve
-from client.worker import create_worker
+from temporal_flows.language.loader import LoadedFlow
 
 FLOW_SUFFIXES = (".yaml", ".yml")
 
@@ -69,31 +68,41 @@ def webui(
     if task_runner != "auto" and cluster.address:
         raise fail("--task-runner applies to the worker `tflow webui` embeds (no Temporal address)", ExitCode.INVALID)
 
-    async def main() -> None:
-        async with AsyncExitStack() as stack:
-            if cluster.address:
-                connection = Connection.to(cluster, task_queue, ui_url_base)
-                client = await connect(connection)
-            else:
-                log_to_file(default_data_dir() / WORKER_LOG)
-                server_address, ui_base = await _embedded_server(stack, cluster.namespace, quiet=False)
-                connection = Connection(server_address, cluster.namespace, task_queue, ui_url_base or ui_base)
-                client = await connect(server_address, cluster.namespace)
-                await stack.enter_async_context(create_worker(client, task_queue, task_runner=task_runner))
-            context = WebContext(client, connection.namespace, task_queue, connection.ui_base, loaded, subflows, run_id)
-            try:
-                server = await serve(context, host, port, report=lambda refusal: typer.echo(refusal, err=True))
-            except OSError as error:
-                raise fail(f"cannot listen on {host}:{port}: {error.strerror or error}", ExitCode.INVALID) from None
-            stack.push_async_callback(server.cleanup)
-            page = server.url + (f"runs/{run_id}" if run_id else "")
-            typer.echo(f"Web view at {page} (Ctrl-C to stop)", err=False)
+    if not cluster.address:
+        log_to_file(worker_log_file())
+    run_async(_serve(cluster, task_queue, ui_url_base, task_runner, WebPage(host, port, loaded, subflows, run_id)))
+
+
+@dataclass(frozen=True)
+class WebPage:
+    """What the page serves and where: the flow it starts runs of, or the run it follows."""
+
+    host: str
+    port: int
+    loaded: Optional[LoadedFlow]
+    subflows: dict[str, dict[str, Any]]
+    run_id: Optional[str]
+
+
+async def _serve(cluster: ClusterSettings, task_queue: str, ui_url_base: Optional[str], task_runner: str, page: WebPage) -> None:
+    note = lambda message: typer.secho(message, fg=typer.colors.BRIGHT_BLACK)  # noqa: E731
+    async with command_temporal(cluster, task_queue, ui_url=ui_url_base, task_runner=task_runner, note=note) as temporal:
+        connection = temporal.connection
+        context = WebContext(temporal.client, connection.namespace, task_queue, connection.ui_base, page.loaded,
+                             page.subflows, page.run_id)
+        try:
+            server = await serve(context, page.host, page.port, report=lambda refusal: typer.echo(refusal, err=True))
+        except OSError as error:
+            raise fail(f"cannot listen on {page.host}:{page.port}: {error.strerror or error}", ExitCode.INVALID) from None
+        try:
+            url = server.url + (f"runs/{page.run_id}" if page.run_id else "")
+            typer.echo(f"Web view at {url} (Ctrl-C to stop)", err=False)
             await _until_interrupted()
-            if not cluster.address:
+            if temporal.embedded:
                 typer.echo("Stopping: the in-process worker lets running tasks finish first; runs left unfinished "
                            "go on when a worker runs again (`tflow webui`, `tflow worker`).", err=True)
-
-    run_async(main())
+        finally:
+            await server.cleanup()
 
 
 async def _until_interrupted() -> None:
