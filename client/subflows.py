@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 
 from temporal_flows.expressions.templates import template_strings
 from temporal_flows.language.loader import LoadedFlow, load_flow
-from temporal_flows.language.source import YMap, parse_yaml
+from temporal_flows.language.source import YMap, parse_yaml, read_source
 from temporal_flows.language.validate import not_runnable_yet
 from temporal_flows.metadata import PAYLOAD_LIMIT_BYTES
 from temporal_flows.model.flow import Location, Task
@@ -89,8 +89,8 @@ def _flow_files(dirs: Iterable[Path]) -> list[Path]:
 
 def _identity(path: Path) -> str | None:
     try:
-        root = parse_yaml(path.read_text(encoding="utf-8"), str(path))
-    except (FlowError, OSError, UnicodeDecodeError):
+        root = parse_yaml(read_source(path), str(path))
+    except FlowError:
         return None
     if not isinstance(root, YMap) or not isinstance(root.get("id"), str) or not isinstance(root.get("namespace"), str):
         return None

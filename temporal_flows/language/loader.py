@@ -10,7 +10,7 @@ from pathlib import Path
 
 from temporal_flows.language.dialects import steps
 from temporal_flows.language.dialects.tasklist import flow as tasklist_flow
-from temporal_flows.language.source import LoadedFlow, SourceMap, YList, YMap, parse_yaml
+from temporal_flows.language.source import LoadedFlow, SourceMap, YList, YMap, parse_yaml, read_source
 from temporal_flows.language.validate import validate
 from temporal_flows.model.problems import FlowError, Problem
 
@@ -33,10 +33,5 @@ def load_flow_text(text: str, file: str) -> LoadedFlow:
 
 
 def load_flow(path: str | Path) -> LoadedFlow:
-    """Read and load a flow file (see `load_flow_text`)."""
-    file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise FlowError([Problem(file, 1, 1, f"cannot read the flow file: {error}")]) from None
-    return load_flow_text(text, file)
+    """Read and load a flow file (see `load_flow_text`; `read_source` bounds its size)."""
+    return load_flow_text(read_source(path), str(path))

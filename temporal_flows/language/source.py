@@ -1,16 +1,71 @@
 """YAML text → plain values that remember where they stand (file, line, column), so every
-problem found later (shape, types, references) can name its place."""
+problem found later (shape, types, references) can name its place.
+
+Every YAML this project reads (flows, subflow files, `--inputs-file`, YAML/JSON input values)
+goes through `FlowYamlLoader`, which bounds what a hostile text can cost: its size, its nesting
+depth and the number of nodes it expands to (aliases included), so a "billion laughs" file or a
+deeply nested one is refused in milliseconds, naming its line, instead of eating memory or the stack.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.events import AliasEvent, ScalarEvent
+from yaml.reader import ReaderError
+from yaml.resolver import Resolver
 
 from temporal_flows.model.flow import Flow, Location
 from temporal_flows.model.problems import FlowError, Problem
+
+MAX_YAML_BYTES = 10 * 1024 * 1024
+"""Default size limit of one YAML text or file (`$TFLOW_MAX_YAML_BYTES` overrides it); a file
+is refused from its first MAX + 1 bytes, before it is parsed."""
+MAX_YAML_NODES = 100_000
+"""Default limit on the nodes one YAML text expands to, every alias counted at its anchor's full
+size (`$TFLOW_MAX_YAML_NODES` overrides it): a few thousand tasks' worth, parsed in about a second."""
+MAX_YAML_DEPTH = 100
+"""Mappings and lists inside each other, at most (`$TFLOW_MAX_YAML_DEPTH` overrides it): far more
+than a flow needs, far less than Python's stack allows the code that walks the data."""
+MAX_BYTES_ENV, MAX_NODES_ENV, MAX_DEPTH_ENV = "TFLOW_MAX_YAML_BYTES", "TFLOW_MAX_YAML_NODES", "TFLOW_MAX_YAML_DEPTH"
+
+
+@dataclass(frozen=True)
+class YamlLimits:
+    """The bounds in force: the defaults above unless the environment sets a positive number."""
+
+    max_bytes: int = MAX_YAML_BYTES
+    max_nodes: int = MAX_YAML_NODES
+    max_depth: int = MAX_YAML_DEPTH
+
+    @classmethod
+    def from_environment(cls) -> "YamlLimits":
+        return cls(_env_int(MAX_BYTES_ENV, MAX_YAML_BYTES), _env_int(MAX_NODES_ENV, MAX_YAML_NODES),
+                   _env_int(MAX_DEPTH_ENV, MAX_YAML_DEPTH))
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip().replace("_", "")
+    return int(text) if text.isdigit() and int(text) > 0 else default
+
+
+class YamlLimitError(yaml.MarkedYAMLError):
+    """A YAML text past one of the `YamlLimits` (a `YAMLError`, so every caller that refuses bad
+    YAML refuses this too); `problem` says what was found and what was expected."""
+
+    def __init__(self, problem: str, mark: yaml.Mark | None = None):
+        super().__init__(problem=problem, problem_mark=mark)
+
+
+def too_big(size: str, limit: int) -> str:
+    return f"{size} bytes of YAML, over the {limit:,}-byte limit (${MAX_BYTES_ENV}); expected a smaller text"
 
 
 class YMap(dict):
@@ -58,9 +113,84 @@ class LoadedFlow:
     source_map: SourceMap
 
 
-class FlowYamlLoader(yaml.SafeLoader):
-    """YAML 1.2 booleans, as Kestra (Jackson) reads flows: only true/false are booleans, so
-    `id: off` or `value: yes` stay strings instead of YAML 1.1's surprising False/True."""
+class _BoundedComposer(Composer):
+    """PyYAML's composer, counting: nesting depth, and nodes as they would be once aliases are
+    expanded (an alias counts its anchor's whole size; one inside its own anchor is refused)."""
+
+    def _start_bounds(self, stream: Any) -> None:
+        self.limits = YamlLimits.from_environment()
+        if isinstance(stream, (str, bytes)) and len(stream) * (4 if isinstance(stream, str) else 1) > self.limits.max_bytes:
+            size = len(stream.encode("utf-8", "surrogatepass") if isinstance(stream, str) else stream)
+            if size > self.limits.max_bytes:
+                raise YamlLimitError(too_big(f"{size:,}", self.limits.max_bytes))
+        self._depth = 0
+        self._nodes = 0
+        self._anchor_sizes: dict[str, int] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if self.check_event(AliasEvent):
+            if event.anchor in self.anchors:
+                size = self._anchor_sizes.get(event.anchor)
+                if size is None:
+                    raise YamlLimitError(f"the alias `*{event.anchor}` stands inside its own anchor `&{event.anchor}` "
+                                         "(a structure that contains itself); expected data without cycles",
+                                         event.start_mark)
+                self._count(size, event, f"the alias `*{event.anchor}` ({size:,} nodes) makes the YAML expand to ")
+            return super().compose_node(parent, index)
+        if self._depth >= self.limits.max_depth and not self.check_event(ScalarEvent):
+            raise YamlLimitError(f"mappings and lists nested more than {self.limits.max_depth} levels deep "
+                                 f"(${MAX_DEPTH_ENV}); expected a shallower structure", event.start_mark)
+        self._count(1, event, "the YAML has ")
+        before, anchor = self._nodes, event.anchor
+        self._depth += 1
+        node = super().compose_node(parent, index)
+        self._depth -= 1
+        if anchor is not None:
+            self._anchor_sizes[anchor] = self._nodes - before + 1
+        return node
+
+    def _count(self, nodes: int, event: Any, what: str) -> None:
+        self._nodes += nodes
+        if self._nodes > self.limits.max_nodes:
+            raise YamlLimitError(f"{what}more than {self.limits.max_nodes:,} nodes (${MAX_NODES_ENV}); "
+                                 "expected fewer (write fewer aliases or split the data)", event.start_mark)
+
+
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser as _Parser  # libyaml's scanner and parser: about 3x faster
+
+    class _BoundedLoader(_BoundedComposer, _Parser, SafeConstructor, Resolver):  # type: ignore[misc,valid-type]
+        def __init__(self, stream: Any):
+            self._start_bounds(stream)
+            try:
+                _Parser.__init__(self, stream)
+            except UnicodeEncodeError as error:  # a lone surrogate: refused as PyYAML's own reader does
+                raise ReaderError("<unicode string>", error.start, ord(stream[error.start]), "unicode",
+                                  "special characters are not allowed") from None
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+else:  # pragma: no cover - PyYAML built without libyaml
+    from yaml.parser import Parser
+    from yaml.reader import Reader  # noqa: E402
+    from yaml.scanner import Scanner
+
+    class _BoundedLoader(_BoundedComposer, Reader, Scanner, Parser, SafeConstructor, Resolver):  # type: ignore[no-redef]
+        def __init__(self, stream: Any):
+            self._start_bounds(stream)
+            Reader.__init__(self, stream)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
+
+class FlowYamlLoader(_BoundedLoader):
+    """Safe YAML, bounded (`YamlLimits`), with YAML 1.2 booleans as Kestra (Jackson) reads flows:
+    only true/false are booleans, so `id: off` or `value: yes` stay strings instead of YAML 1.1's
+    surprising False/True."""
 
 
 FlowYamlLoader.yaml_implicit_resolvers = {
@@ -70,6 +200,22 @@ FlowYamlLoader.yaml_implicit_resolvers = {
 FlowYamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
+
+
+def read_source(path: str | Path) -> str:
+    """A YAML file's text, refused (`FlowError` at line 1) when it cannot be read or is over the
+    size limit: at most limit + 1 bytes are read, so a huge file or a device costs nothing."""
+    file, limit = str(path), YamlLimits.from_environment().max_bytes
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+        if len(data) > limit:
+            size = os.stat(path).st_size
+            shown = f"{size:,}" if size > limit else f"more than {limit:,}"  # a device or a pipe: no size
+            raise FlowError([Problem(file, 1, 1, too_big(shown, limit))])
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise FlowError([Problem(file, 1, 1, f"cannot read the file: {error.strerror if isinstance(error, OSError) and error.strerror else error}")]) from None
 
 
 def _location(mark: yaml.Mark, file: str) -> Location:
@@ -119,9 +265,14 @@ class _Converter:
 
 
 def parse_yaml(text: str, file: str) -> Any:
-    """Parse YAML keeping locations; raise `FlowError` on syntax errors or duplicate keys."""
+    """Parse YAML keeping locations; raise `FlowError` on syntax errors, duplicate keys or a
+    text past the `YamlLimits`."""
     try:
         node = yaml.compose(text, Loader=FlowYamlLoader)
+    except YamlLimitError as error:
+        mark = error.problem_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise FlowError([Problem(file, line, column, str(error.problem))]) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
