@@ -15,7 +15,8 @@ from typing import Any, Iterable
 
 from temporal_flows.expressions.extractors import EXTRACTOR_TYPES
 from temporal_flows.language.dialects.steps import ON_ERROR_CHOICES, SOURCE_INPUTS, SOURCE_TASK_TYPES, STEP_KEYS
-from temporal_flows.language.dialects.tasklist.flow import FLOW_KEYS, ID_PATTERN
+from temporal_flows.language.dialects.tasklist.flow import FLOW_KEYS
+from temporal_flows.language.dialects.tasklist.values import ID_PATTERN
 from temporal_flows.language.flow_outputs import OUTPUT_KEYS, REQUIRED_OUTPUT_KEYS
 from temporal_flows.language.inputs import COMMON_KEYS as INPUT_COMMON_KEYS
 from temporal_flows.language.inputs import INPUT_TYPE_ALIASES, INPUT_TYPES

@@ -10,10 +10,9 @@ from __future__ import annotations
 from functools import cmp_to_key
 from typing import Any, Iterable
 
-from temporal_flows.language.dialects.tasklist.flow import DOCKER_RUNNERS, PROCESS_RUNNERS
 from temporal_flows.model.keys import camel_case, snake_case
 from temporal_flows.tasks import COMMON_PROPERTIES, TYPES, PropertySpec, TaskType, resolve_type
-from temporal_flows.tasks.runnable.task_runners import DOCKER_OPTIONS, PULL_POLICIES
+from temporal_flows.tasks.runnable.task_runners import DOCKER_OPTIONS, DOCKER_RUNNERS, PROCESS_RUNNERS, PULL_POLICIES
 
 
 def ref(name: str) -> dict[str, str]:

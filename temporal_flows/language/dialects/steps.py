@@ -18,7 +18,7 @@ from typing import Any
 
 from temporal_flows.expressions.extractors import extractor_problem
 from temporal_flows.expressions.templates import ExpressionError, referenced_outputs, template_strings
-from temporal_flows.language.dialects.tasklist.flow import _cycles
+from temporal_flows.language.dialects.cycles import dependency_cycles
 from temporal_flows.language.source import LoadedFlow, SourceMap, YList, YMap
 from temporal_flows.model.flow import Flow, Location, Task
 from temporal_flows.model.flow import OnFailure, Strategy
@@ -254,7 +254,7 @@ class _StepNormalizer:
     def _check_graph(self, tasks: list[Task]) -> None:
         relation = {task.id: _all_dependencies(task) for task in tasks}
         places = {task.id: task.location for task in tasks}
-        for cycle in _cycles(relation):
+        for cycle in dependency_cycles(relation):
             members = " → ".join(f"`{member}`" for member in [*cycle, cycle[0]])
             location = places[cycle[0]] or Location(self.file, 1, 1)
             self.problem(location, f"the steps form a dependency cycle: {members}")
