@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 import os
 import shutil
 import signal
@@ -34,8 +33,6 @@ HEARTBEAT_EVERY = 1.0
 """Seconds between heartbeats; the SDK throttles what it actually sends to the server."""
 MESSAGE_LINES = 3
 MESSAGE_CHARS = 2000
-_LOG_LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO,
-               "WARN": logging.WARNING, "ERROR": logging.ERROR}
 
 
 def build_script(request: CommandsRequest) -> str:
@@ -64,8 +61,8 @@ class _OutputBound:
 
 def _on_output(state: ProtocolState, log: TaskLog, level: str, bound: _OutputBound) -> Callable[[str], bool]:
     """Protocol lines feed the state (their logs are logged as they come), on stdout and stderr
-    alike (Kestra's logger writes warnings to stderr); other lines are logs at `level`."""
-    python_level = _LOG_LEVELS[level]
+    alike (Kestra's logger writes warnings to stderr); other lines are logs at `level`. All go to
+    the task's log; the worker's log gets a copy at DEBUG only (client.worker_log)."""
 
     def handle(line: str) -> bool:
         if bound.error is not None:
@@ -77,14 +74,14 @@ def _on_output(state: ProtocolState, log: TaskLog, level: str, bound: _OutputBou
             bound.passed.set()
             return True
         if not consumed:
-            activity.logger.log(python_level, line)
+            activity.logger.debug(line)
             log.add(level, line)
             return False
         for entry in state.line_logs:
-            activity.logger.log(_LOG_LEVELS.get(entry["level"], logging.INFO), entry["message"])
+            activity.logger.debug(entry["message"])
             log.add(entry["level"], entry["message"])
         for problem in state.ignored:
-            activity.logger.warning("Ignored part of an output line: %s", problem)
+            log.add("WARN", f"Ignored part of an output line: {problem}")
         return True
 
     return handle

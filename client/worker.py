@@ -21,6 +21,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities import storage
 from client.codec import with_environment_codec
 from client.temporal_cli import default_data_dir
+from client.worker_log import TaskRunLog
 from temporal_flows.engine.workflow import FlowWorkflow
 from temporal_flows.metadata import CANCEL_GRACE, HEARTBEAT_THROTTLE
 
@@ -69,8 +70,9 @@ def create_worker(
     task_runner: str = "auto",
     storage_dir: str | Path | None = None,
 ) -> Worker:
-    """A worker that runs flows (the workflow) and their tasks (the activities) on `task_queue`;
-    its storage (one per process: the last worker created sets it) is `storage_root(storage_dir)`;
+    """A worker that runs flows (the workflow) and their tasks (the activities) on `task_queue`,
+    logging one line per task run (client.worker_log.TaskRunLog); its storage (one per process:
+    the last worker created sets it) is `storage_root(storage_dir)`;
     its payloads encrypted with `client`'s codec, else with `TFLOW_CODEC_KEY(_FILE)`'s key if set."""
     from datetime import timedelta
 
@@ -82,6 +84,7 @@ def create_worker(
         workflows=[FlowWorkflow],
         activities=list(activities if activities is not None else all_activities(task_runner)),
         workflow_runner=workflow_runner(),
+        interceptors=[TaskRunLog()],
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=max(timedelta(seconds=graceful_shutdown_s), CANCEL_GRACE),
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,

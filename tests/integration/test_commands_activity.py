@@ -43,7 +43,7 @@ async def test_success_with_protocol_outputs_and_metrics(caplog: pytest.LogCaptu
     env = ActivityEnvironment()
     beats: list[object] = []
     env.on_heartbeat = lambda *details: beats.append(details)
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG)
     result = await run(request("echo hello", f"echo '::{json.dumps(payload)}::'", "echo warned >&2",
                                "echo '::{\"outputs\": {\"name\": \"y\"}}::'", "sleep 1.3"), env)
     assert result.exit_code == 0
@@ -53,11 +53,12 @@ async def test_success_with_protocol_outputs_and_metrics(caplog: pytest.LogCaptu
     assert result.stdout_tail == "hello"
     assert result.stderr_tail == "warned"
     assert beats, "the activity must heartbeat while the process runs (first beat after 1 s)"
+    task_log = {line["message"]: line["level"] for line in result.log_lines}
+    assert (task_log["hello"], task_log["warned"], task_log["from protocol"]) == ("INFO", "WARN", "WARN")
+    assert not any("::" in message for message in task_log)
+    # The worker's own log gets task output at DEBUG only (client.worker_log).
     levels = {record.getMessage().split(" (")[0]: record.levelno for record in caplog.records}
-    assert levels["hello"] == logging.INFO
-    assert levels["warned"] == logging.WARNING
-    assert levels["from protocol"] == logging.WARNING
-    assert not any("::" in message for message in levels)
+    assert (levels["hello"], levels["warned"], levels["from protocol"]) == (logging.DEBUG,) * 3
 
 
 async def test_failure_carries_exit_code_and_stderr() -> None:
