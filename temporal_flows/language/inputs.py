@@ -1,4 +1,5 @@
-"""Flow inputs (SPEC §5): the declared types, checking declarations, and resolving given values.
+"""Flow inputs (SPEC §5): the types, and resolving given values (coercion, then the declaration's
+validators). Declarations are checked at load time by `input_declarations`.
 
 Resolving is pure and deterministic (no I/O, no clock), because it runs in two places: on the
 client before a run starts (`tflow run --input`, schedules) and inside the workflow for a subflow's
@@ -19,8 +20,7 @@ import yaml
 
 from temporal_flows.language.source import FlowYamlLoader
 from temporal_flows.model.durations import parse_duration
-from temporal_flows.model.keys import camel_case
-from temporal_flows.model.problems import EntryProblem, did_you_mean
+from temporal_flows.model.problems import did_you_mean
 
 INPUT_TYPES: tuple[str, ...] = (
     "STRING", "INT", "FLOAT", "BOOLEAN", "SELECT", "MULTISELECT", "ARRAY", "JSON", "YAML", "DATETIME",
@@ -31,28 +31,6 @@ INPUT_TYPES: tuple[str, ...] = (
 INPUT_TYPE_ALIASES: dict[str, str] = {"BOOL": "BOOLEAN", "ENUM": "SELECT"}
 """Other names Kestra accepts for the same types."""
 
-NOT_SUPPORTED_TYPES = ("FILE",)
-"""Kestra input types this version refuses with a clear message (they need run storage)."""
-
-COMMON_KEYS = ("id", "type", "required", "defaults", "display_name", "description")
-"""Keys every input declaration may have (snake_case; `name` is Kestra's older `id`)."""
-
-TYPE_KEYS: dict[str, tuple[str, ...]] = {
-    "STRING": ("validator", "min_length", "max_length"),
-    "SECRET": ("validator", "min_length", "max_length"),
-    "INT": ("min", "max"),
-    "FLOAT": ("min", "max"),
-    "DURATION": ("min", "max"),
-    "DATE": ("after", "before"),
-    "DATETIME": ("after", "before"),
-    "TIME": ("after", "before"),
-    "SELECT": ("values", "allow_custom_value"),
-    "MULTISELECT": ("values", "allow_custom_value"),
-    "ARRAY": ("item_type",),
-}
-"""The validators and settings each type takes besides COMMON_KEYS."""
-
-REQUIRED_TYPE_KEYS: dict[str, tuple[str, ...]] = {"SELECT": ("values",), "MULTISELECT": ("values",), "ARRAY": ("item_type",)}
 ARRAY_ITEM_TYPES = tuple(name for name in INPUT_TYPES if name not in ("ARRAY", "SELECT", "MULTISELECT"))
 
 
@@ -65,7 +43,7 @@ class InputError(Exception):
         super().__init__("\n".join(self.messages))
 
 
-class _Invalid(ValueError):
+class InvalidValue(ValueError):
     """One value that does not fit; the message says what was expected."""
 
 
@@ -88,7 +66,7 @@ def _text(value: Any) -> str:
         return str(value)
     if isinstance(value, (date, time)):  # a YAML inputs file reads `2024-01-31` as a date
         return _as_json_form(value)
-    raise _Invalid("text")
+    raise InvalidValue("text")
 
 
 def _string(value: Any, _: Mapping[str, Any]) -> str:
@@ -102,7 +80,7 @@ def _int(value: Any, _: Mapping[str, Any]) -> int:
         return int(value)
     if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
         return int(value.strip())
-    raise _Invalid("a whole number")
+    raise InvalidValue("a whole number")
 
 
 def _float(value: Any, _: Mapping[str, Any]) -> float:
@@ -111,7 +89,7 @@ def _float(value: Any, _: Mapping[str, Any]) -> float:
     except ValueError:
         number = math.nan
     if not math.isfinite(number):
-        raise _Invalid("a number")
+        raise InvalidValue("a number")
     return number
 
 
@@ -120,7 +98,7 @@ def _boolean(value: Any, _: Mapping[str, Any]) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise _Invalid("true or false")
+    raise InvalidValue("true or false")
 
 
 def _choices(declaration: Mapping[str, Any]) -> list[str]:
@@ -135,7 +113,7 @@ def _select(value: Any, declaration: Mapping[str, Any]) -> str:
     choices = _choices(declaration)
     text = _text(value) if not isinstance(value, (list, dict)) else None
     if text is None or (choices and text not in choices and not declaration.get("allow_custom_value")):
-        raise _Invalid(_one_of(choices) if choices else "text")
+        raise InvalidValue(_one_of(choices) if choices else "text")
     return text
 
 
@@ -149,11 +127,11 @@ def _items(value: Any) -> list[Any]:
             try:
                 parsed = json.loads(text)
             except ValueError:
-                raise _Invalid("a JSON list") from None
+                raise InvalidValue("a JSON list") from None
             if isinstance(parsed, list):
                 return parsed
         return [item.strip() for item in text.split(",")] if text else []
-    raise _Invalid("a list")
+    raise InvalidValue("a list")
 
 
 def _multiselect(value: Any, declaration: Mapping[str, Any]) -> list[str]:
@@ -161,10 +139,10 @@ def _multiselect(value: Any, declaration: Mapping[str, Any]) -> list[str]:
     expected = f"a list of {_one_of(choices)} (a JSON list or comma-separated)" if choices else "a list"
     try:
         items = [_text(item) for item in _items(value)]
-    except _Invalid:
-        raise _Invalid(expected) from None
+    except InvalidValue:
+        raise InvalidValue(expected) from None
     if choices and not declaration.get("allow_custom_value") and any(item not in choices for item in items):
-        raise _Invalid(expected)
+        raise InvalidValue(expected)
     return items
 
 
@@ -173,9 +151,9 @@ def _array(value: Any, declaration: Mapping[str, Any]) -> list[Any]:
     coerce_item = _COERCE[item_type] if item_type in ARRAY_ITEM_TYPES else _as_json_form
     try:
         return [coerce_item(item, {}) for item in _items(value)]
-    except _Invalid as error:
+    except InvalidValue as error:
         of = f" of {error}" if item_type else ""
-        raise _Invalid(f"a list{of} (a JSON list or comma-separated)") from None
+        raise InvalidValue(f"a list{of} (a JSON list or comma-separated)") from None
 
 
 def _as_json_form(value: Any, _: Mapping[str, Any] | None = None) -> Any:
@@ -190,7 +168,7 @@ def _as_json_form(value: Any, _: Mapping[str, Any] | None = None) -> Any:
         return [_as_json_form(item) for item in value]
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
-    raise _Invalid("data")
+    raise InvalidValue("data")
 
 
 def _parsed(value: Any, parse: Callable[[str], Any], expected: str) -> Any:
@@ -201,7 +179,7 @@ def _parsed(value: Any, parse: Callable[[str], Any], expected: str) -> Any:
     try:
         parsed = parse(value)
     except (ValueError, yaml.YAMLError):
-        raise _Invalid(expected) from None
+        raise InvalidValue(expected) from None
     return value if isinstance(parsed, str) else _as_json_form(parsed)
 
 
@@ -226,8 +204,8 @@ def _parse_datetime(value: Any) -> datetime:
     try:
         text = _text(value).strip()
         moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
-    except (ValueError, _Invalid):
-        raise _Invalid("an ISO-8601 date-time like 2024-01-31T10:00:00Z") from None
+    except (ValueError, InvalidValue):
+        raise InvalidValue("an ISO-8601 date-time like 2024-01-31T10:00:00Z") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
@@ -236,8 +214,8 @@ def _parse_date(value: Any) -> date:
         return value
     try:
         return date.fromisoformat(_text(value).strip())
-    except (ValueError, _Invalid):
-        raise _Invalid("an ISO-8601 date like 2024-01-31") from None
+    except (ValueError, InvalidValue):
+        raise InvalidValue("an ISO-8601 date like 2024-01-31") from None
 
 
 def _parse_time(value: Any) -> time:
@@ -245,8 +223,8 @@ def _parse_time(value: Any) -> time:
         return value
     try:
         return time.fromisoformat(_text(value).strip())
-    except (ValueError, _Invalid):
-        raise _Invalid("an ISO-8601 time like 10:15:30") from None
+    except (ValueError, InvalidValue):
+        raise InvalidValue("an ISO-8601 time like 10:15:30") from None
 
 
 def _parse_seconds(value: Any) -> float:
@@ -255,7 +233,7 @@ def _parse_seconds(value: Any) -> float:
     except ValueError:
         seconds = -1.0
     if seconds < 0:
-        raise _Invalid("an ISO-8601 duration like PT5M (or 5m, 30s, 1h30m)")
+        raise InvalidValue("an ISO-8601 duration like PT5M (or 5m, 30s, 1h30m)")
     return seconds
 
 
@@ -289,13 +267,13 @@ def _uri(value: Any, _: Mapping[str, Any]) -> str:
     text = value if isinstance(value, str) else ""
     parsed = urlparse(text.strip())
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", parsed.scheme or "") or not (parsed.netloc or parsed.path):
-        raise _Invalid("a URI with a scheme, like https://example.com/data.csv")
+        raise InvalidValue("a URI with a scheme, like https://example.com/data.csv")
     return text
 
 
 def _email(value: Any, _: Mapping[str, Any]) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s.]+", value.strip()):
-        raise _Invalid("an email address like name@example.com")
+        raise InvalidValue("an email address like name@example.com")
     return value.strip()
 
 
@@ -314,7 +292,7 @@ def coerce(type_name: str, value: Any, declaration: Mapping[str, Any] | None = N
     coerced = _COERCE[canonical](value, declaration)
     violation = _violation(canonical, coerced, declaration)
     if violation:
-        raise _Invalid(violation)
+        raise InvalidValue(violation)
     return coerced
 
 
@@ -335,8 +313,10 @@ def _violation(type_name: str, value: Any, declaration: Mapping[str, Any]) -> st
     if bounds is None:
         return None
     low_key, high_key, parse, strict = bounds
-    measured = parse(value)
     low, high = declaration.get(low_key), declaration.get(high_key)
+    if low is None and high is None:
+        return None
+    measured = parse(value)
     too_low = low is not None and (measured <= parse(low) if strict else measured < parse(low))
     too_high = high is not None and (measured >= parse(high) if strict else measured > parse(high))
     if not (too_low or too_high):
@@ -358,115 +338,8 @@ _BOUNDS: dict[str, tuple[str, str, Callable[[Any], Any], bool]] = {
 after/before; numbers and durations are within min..max inclusive."""
 
 
-# -- declarations ----------------------------------------------------------------------------------
-
-def normalize_inputs(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[EntryProblem]]:
-    """Check a flow's input declarations (snake_case keys, `name` already read as `id`); returns
-    them normalized (canonical type, validators and defaults in JSON form) and every problem."""
-    normalized: list[dict[str, Any]] = []
-    problems: list[EntryProblem] = []
-    seen: set[str] = set()
-    for index, entry in enumerate(entries):
-        input_id = entry.get("id")
-        if input_id in seen:
-            problems.append(EntryProblem(index, "id", f"duplicate input id `{input_id}`"))
-        seen.add(input_id)
-        declaration, found = _normalize_input(entry)
-        problems.extend(EntryProblem(index, key, message, at_key) for key, message, at_key in found)
-        normalized.append(declaration)
-    return normalized, problems
-
-
-def _normalize_input(entry: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str | None, str, bool]]]:
-    found: list[tuple[str | None, str, bool]] = []
-    name = f"input `{entry.get('id')}`"
-    declaration = dict(entry)
-    type_name = _declared_type(entry, name, found)
-    if type_name is None:
-        return declaration, found
-    declaration["type"] = type_name
-    allowed = (*COMMON_KEYS, *TYPE_KEYS.get(type_name, ()))
-    name = f"input `{entry.get('id')}` ({type_name})"
-    for key in entry:
-        if key not in allowed:
-            hint = did_you_mean(camel_case(key), [camel_case(known) for known in allowed])
-            found.append((key, f"{name}: unknown property `{camel_case(key)}`{hint}", True))
-    unknown_keys = len(found)
-    for key in REQUIRED_TYPE_KEYS.get(type_name, ()):
-        if key not in entry:
-            found.append((None, f"{name} is missing `{camel_case(key)}`", False))
-    for key in TYPE_KEYS.get(type_name, ()):
-        if key in entry and key in allowed:
-            checked = _check_setting(type_name, key, entry[key])
-            if isinstance(checked, _Invalid):
-                found.append((key, f"{name}: `{camel_case(key)}` must be {checked}, got {_shown(entry[key])}", False))
-            else:
-                declaration[key] = checked
-    required = entry.get("required", True)
-    if not isinstance(required, bool):
-        found.append(("required", f"{name}: `required` must be true or false, got {_shown(required)}", False))
-    if entry.get("defaults") is not None and len(found) == unknown_keys:  # its settings are usable
-        try:
-            declaration["defaults"] = coerce(type_name, entry["defaults"], declaration)
-        except ValueError as error:
-            found.append(("defaults", f"{name}: `defaults` must be {error}, got {_shown(entry['defaults'], type_name)}", False))
-    for key in ("display_name", "description"):
-        if key in entry and not isinstance(entry[key], str):
-            found.append((key, f"{name}: `{camel_case(key)}` must be text, got {_shown(entry[key])}", False))
-    return declaration, found
-
-
-def _declared_type(entry: dict[str, Any], name: str, found: list[tuple[str | None, str, bool]]) -> str | None:
-    given = entry.get("type")
-    if given is None:
-        found.append((None, f"{name} is missing `type` (one of {', '.join(INPUT_TYPES)})", False))
-        return None
-    type_name = canonical_type(given)
-    if type_name is not None:
-        return type_name
-    if given in NOT_SUPPORTED_TYPES:
-        found.append(("type", f"{name}: `{given}` inputs are not supported yet", False))
-    else:
-        hint = did_you_mean(str(given).upper(), [*INPUT_TYPES, *INPUT_TYPE_ALIASES])
-        if not hint and isinstance(given, str) and canonical_type(given.upper()):
-            hint = f" (did you mean `{given.upper()}`?)"
-        found.append(("type", f"{name}: unknown input type `{given}`{hint} (expected one of {', '.join(INPUT_TYPES)})", False))
-    return None
-
-
-def _check_setting(type_name: str, key: str, value: Any) -> Any:
-    """A validator's value checked and in JSON form; an `_Invalid` (returned) says what was expected."""
-    try:
-        if key == "validator":
-            if not isinstance(value, str):
-                raise _Invalid("a regular expression")
-            try:
-                re.compile(value)
-            except re.error as error:
-                raise _Invalid(f"a valid regular expression ({error})") from None
-            return value
-        if key in ("min_length", "max_length"):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise _Invalid("a whole number ≥ 0")
-            return value
-        if key == "allow_custom_value":
-            if not isinstance(value, bool):
-                raise _Invalid("true or false")
-            return value
-        if key == "values":
-            if not isinstance(value, list) or not value:
-                raise _Invalid("a non-empty list of choices")
-            return [_text(choice) for choice in value]
-        if key == "item_type":
-            if canonical_type(value) not in ARRAY_ITEM_TYPES:
-                raise _Invalid("one of " + ", ".join(ARRAY_ITEM_TYPES))
-            return canonical_type(value)
-        return _COERCE[type_name](value, {})  # min/max/after/before: a value of the input's type
-    except _Invalid as error:
-        return error
-
-
-def _shown(value: Any, type_name: str | None = None) -> str:
+def shown_value(value: Any, type_name: str | None = None) -> str:
+    """A given value as a message shows it: hidden for a SECRET, cut past 80 characters."""
     if type_name == "SECRET":
         return "a hidden value"
     text = repr(value)
@@ -494,7 +367,7 @@ def resolve_inputs(declared: list[dict[str, Any]], given: Mapping[str, Any]) -> 
         try:
             resolved[input_id] = coerce(type_name, value, declaration)
         except ValueError as error:
-            messages.append(f"input `{input_id}` ({type_name}): got {_shown(value, type_name)}, expected {error}")
+            messages.append(f"input `{input_id}` ({type_name}): got {shown_value(value, type_name)}, expected {error}")
     known = [declaration["id"] for declaration in declared]
     for name in given:
         if name not in known:

@@ -18,9 +18,9 @@ from temporal_flows.language.dialects.steps import ON_ERROR_CHOICES, SOURCE_INPU
 from temporal_flows.language.dialects.tasklist.flow import FLOW_KEYS
 from temporal_flows.language.dialects.tasklist.values import ID_PATTERN
 from temporal_flows.language.flow_outputs import OUTPUT_KEYS, REQUIRED_OUTPUT_KEYS
-from temporal_flows.language.inputs import COMMON_KEYS as INPUT_COMMON_KEYS
+from temporal_flows.language.input_declarations import COMMON_KEYS as INPUT_COMMON_KEYS
+from temporal_flows.language.input_declarations import TYPE_KEYS as INPUT_TYPE_KEYS
 from temporal_flows.language.inputs import INPUT_TYPE_ALIASES, INPUT_TYPES
-from temporal_flows.language.inputs import TYPE_KEYS as INPUT_TYPE_KEYS
 from temporal_flows.language.task_schema import ref, spellings, task_definitions
 from temporal_flows.language.triggers import RECOVER_MISSED, SCHEDULE_ALIASES, SCHEDULE_PROPERTIES, STOP_AFTER
 from temporal_flows.model.durations import EXPECTED as DURATION_EXPECTED

@@ -129,7 +129,7 @@ class Flow:
     retry: dict[str, Any] | None = None
     """The retry every runnable and pure task without a nearer one gets."""
     inputs: list[dict[str, Any]] = field(default_factory=list)
-    """Declared inputs (SPEC §5), normalized by `temporal_flows.language.inputs`: snake_case keys."""
+    """Declared inputs (SPEC §5), normalized by `temporal_flows.language.input_declarations`: snake_case keys."""
     outputs: list[dict[str, Any]] = field(default_factory=list)
     """`[{id, type, value}]` rendered when the run ends into the result's `outputs`."""
     triggers: list[dict[str, Any]] = field(default_factory=list)

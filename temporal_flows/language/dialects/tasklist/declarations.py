@@ -9,7 +9,7 @@ from typing import Any
 from temporal_flows.language.dialects.tasklist.report import Report
 from temporal_flows.language.dialects.tasklist.values import identifier
 from temporal_flows.language.flow_outputs import normalize_outputs
-from temporal_flows.language.inputs import normalize_inputs
+from temporal_flows.language.input_declarations import normalize_inputs
 from temporal_flows.language.source import YList, YMap
 from temporal_flows.language.triggers import check_triggers
 from temporal_flows.model.keys import snake_case
