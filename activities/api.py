@@ -78,6 +78,8 @@ class CommandsRequest:
     """`inputFiles`: name → text, or a stored value's reference, written into the working directory first."""
     output_files: list[str] = field(default_factory=list)
     """`outputFiles`: globs (relative to the working directory) whose matches are kept in the run's storage."""
+    root_run_id: str = ""
+    """The run at the top of this run's subflow calls ("" = `run_id`): stored values are bound to it."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,8 @@ class HttpRequest:
     """A smaller cap than the worker's own on the response body."""
     output: list[dict[str, Any]] = field(default_factory=list)
     """Output extractors ({name, type, value}) applied to the response body."""
+    root_run_id: str = ""
+    """The run at the top of this run's subflow calls ("" = `run_id`): stored values are bound to it."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,8 @@ class ScriptRequest:
     """`inputFiles`, as for `commands`: written into the working directory first."""
     output_files: list[str] = field(default_factory=list)
     """`outputFiles`, as for `commands`: matches kept in the run's storage."""
+    root_run_id: str = ""
+    """The run at the top of this run's subflow calls ("" = `run_id`): stored values are bound to it."""
 
 
 RENDER_ACTIVITY = "tflow.render"
@@ -191,3 +197,5 @@ class RenderRequest:
     context: dict[str, Any]
     """The task's template context as data (`temporal_flows.expressions.references.context_for_worker`)."""
     pebble: bool = True
+    root_run_id: str = ""
+    """The run at the top of this run's subflow calls ("" = `run_id`): stored values are bound to it."""

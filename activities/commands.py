@@ -24,7 +24,7 @@ from activities.bounds import RESULT_LIMIT_BYTES, check_result_size, result_size
 from activities.extracting import TextCapture, apply_extractors
 from activities.processes import ProcessOutcome, run_supervised
 from activities.protocol import ProtocolState
-from activities.storage import stage_input_files, with_storage
+from activities.storage import root_run_of, stage_input_files, with_storage
 from activities.task_log import TaskLog
 from activities.task_runners import check_runner, launch_command, remove_container
 from activities.wire import to_wire
@@ -157,7 +157,7 @@ async def _execute(request: CommandsRequest, workdir: str) -> CommandsResult:
     """Run the script and turn its outcome into a result, or a non-retryable ApplicationError."""
     state, log, bound = ProtocolState(), TaskLog(), _OutputBound()
     stdout = TextCapture("stdout") if request.output else None  # what output extractors read
-    stage_input_files(workdir, request.input_files)
+    stage_input_files(workdir, request.input_files, root_run_of(request))
     argv, env = launch_command(request.task_runner, request.task_run_id, [*request.interpreter, build_script(request)],
                                workdir, request.env, build_env(request))
     on_stdout = _on_stdout(state, log, bound)

@@ -75,7 +75,7 @@ async def _exchange(request: HttpRequest) -> HttpResult:
             _failure_details(result), type="HttpStatus", non_retryable=True)
     parsed = result.body if _is_json(response) and not isinstance(result.body, str) else None
     extracted = apply_extractors(request.output, text, "response body", parsed)
-    storage = TaskStorage(request.run_id, request.task_run_id)  # a body over the threshold travels as a reference
+    storage = TaskStorage.of(request)  # a body over the threshold travels as a reference
     result = dataclasses.replace(result, body=storage.shrink({"body": result.body})["body"],
                                  extracted=storage.shrink(extracted, prefix="extracted-"))
     check_result_size(to_wire(result), f"The result of {request.method} {request.uri}")

@@ -1,7 +1,8 @@
 """Rendering on a worker: templates that read stored values (references), which the workflow cannot
 read, render here with the workflow's own environment (`temporal_flows.expressions.templates`), references
 read from the run's storage. A result too big for the history is stored again and returned as a
-reference; a reference that cannot be read fails the task naming its file.
+reference; a reference that cannot be read fails the task naming its file. Data merely shaped like
+a reference (not signed for this run, see `activities.storage_keys`) is rendered as the plain data it is.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.api import RENDER_ACTIVITY, RenderRequest
-from activities.storage import StoredValueError, TaskStorage, read_value
+from activities.storage import StoredValueError, TaskStorage, root_run_of, read_value, stored
 from temporal_flows.expressions.templates import ExpressionError, reading_environment, render_string
 
 
@@ -32,11 +33,14 @@ class _FixedNow:
 def render_templates(request: RenderRequest) -> dict[str, Any]:
     """`{template: rendered text, or a reference when it is too big}`; raises ExpressionError."""
     cache: dict[str, Any] = {}
+    root_run_id = root_run_of(request)
 
     def read(reference: dict[str, Any]) -> Any:
+        if not stored(reference, root_run_id):
+            return reference  # forged, or another run's: never read
         path = str(reference.get("$tflowRef"))
         if path not in cache:
-            cache[path] = read_value(reference)
+            cache[path] = read_value(reference, root_run_id)
         return cache[path]
 
     env = reading_environment(request.pebble, read)
@@ -47,7 +51,7 @@ def render_templates(request: RenderRequest) -> dict[str, Any]:
     rendered = {}
     for template in request.templates:
         rendered[template] = render_string(template, context, request.pebble, env=env)
-    return TaskStorage(request.run_id, request.task_run_id).shrink(rendered, prefix="rendered-")
+    return TaskStorage.of(request).shrink(rendered, prefix="rendered-")
 
 
 @activity.defn(name=RENDER_ACTIVITY)

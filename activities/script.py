@@ -56,6 +56,7 @@ def commands_of(request: ScriptRequest, workdir: str) -> CommandsRequest:
         interpreter=list(request.interpreter), working_directory=workdir, timeout_s=request.timeout_s,
         task_runner=request.task_runner, output=list(request.output),
         input_files=dict(request.input_files), output_files=list(request.output_files),
+        root_run_id=request.root_run_id,
     )
 
 

@@ -25,6 +25,7 @@ from temporalio.exceptions import ApplicationError
 from activities.api import CommandsRequest, CommandsResult
 from activities.heartbeating import heartbeating
 from activities.output_globs import match_output_files
+from activities.storage_keys import genuine, sign
 
 from temporal_flows.expressions.references import REF_KEY, describe, is_reference
 
@@ -67,16 +68,43 @@ class StoredValueError(Exception):
     """A reference that cannot be read; the message names the file."""
 
 
+def root_run_of(request: Any) -> str:
+    """The root run a request's task belongs to (`root_run_id`; its own run for requests without one)."""
+    return getattr(request, "root_run_id", "") or request.run_id
+
+
+def stored(value: Any, root_run_id: str) -> bool:
+    """True when `value` is a reference a worker of this storage signed for the root run
+    `root_run_id`, so it may be read; anything else shaped like a reference is plain data
+    (`activities.storage_keys`)."""
+    return is_reference(value) and genuine(value, root_run_id, settings().root)
+
+
 @dataclass(frozen=True)
 class TaskStorage:
-    """One task run's place in the run's storage."""
+    """One task run's place in the run's storage; its references are signed for `root_run_id`."""
 
     run_id: str
     task_run_id: str
+    root_run_id: str = ""
+    """The run at the top of this run's subflow calls ("" = `run_id`)."""
+
+    @classmethod
+    def of(cls, request: Any) -> "TaskStorage":
+        """The storage of an activity request (`run_id`, `task_run_id`, `root_run_id`)."""
+        return cls(request.run_id, request.task_run_id, root_run_of(request))
 
     @property
     def prefix(self) -> str:
         return f"{_safe(self.run_id)}/{_safe(self.task_run_id)}"
+
+    @property
+    def root(self) -> str:
+        return self.root_run_id or self.run_id
+
+    def _reference(self, relative: str, size: int, kind: str) -> dict[str, Any]:
+        """The only place references are made: bound to the root run and signed."""
+        return sign({REF_KEY: relative, "size": size, "kind": kind}, self.root, settings().root)
 
     def store_value(self, name: str, text: str) -> dict[str, Any]:
         """Write a JSON text as the value `name`; its reference."""
@@ -87,7 +115,7 @@ class TaskStorage:
         relative = f"{self.prefix}/outputs/{index}-{_safe(name)[:80]}.json"
         data = text.encode()
         (root / relative).write_bytes(data)
-        return {REF_KEY: relative, "size": len(data), "kind": "json"}
+        return self._reference(relative, len(data), "json")
 
     def store_file(self, source: Path, name: str) -> dict[str, Any]:
         """Copy a produced file into storage under its relative `name`; its reference."""
@@ -95,7 +123,7 @@ class TaskStorage:
         target = settings().root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
-        return {REF_KEY: relative, "size": target.stat().st_size, "kind": "file"}
+        return self._reference(relative, target.stat().st_size, "file")
 
     def shrink(self, values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         """`values` with the biggest entries stored as references until every entry and the whole
@@ -111,8 +139,8 @@ class TaskStorage:
         for key in sorted(texts, key=lambda name: len(texts[name]), reverse=True):
             if total <= threshold or len(texts[key]) < 256:
                 break
-            if is_reference(values[key]):
-                continue
+            if stored(values[key], self.root):
+                continue  # already a reference (data merely shaped like one is stored like any value)
             shrunk[key] = self.store_value(f"{prefix}{key}", texts[key])
             total -= len(texts[key])
         return shrunk
@@ -123,12 +151,17 @@ def _json(value: Any) -> str:
 
 
 def _safe(name: str) -> str:
-    return _UNSAFE.sub("_", str(name)) or "_"
+    """`name` as one path component: never empty, `.` or `..`."""
+    safe = _UNSAFE.sub("_", str(name))
+    return safe if safe.strip(".") else "_" * max(len(safe), 1)
 
 
-def path_of(reference: dict[str, Any]) -> Path:
-    """The file a reference names, inside the root (a reference never escapes it)."""
+def path_of(reference: dict[str, Any], root_run_id: str) -> Path:
+    """The file a reference of the root run `root_run_id` names, inside the root (a reference never
+    escapes it); `StoredValueError` for data that is not one (callers treat that as plain data first)."""
     root = settings().root
+    if not stored(reference, root_run_id):
+        raise StoredValueError(f"{describe(reference)} is not a stored value of run {root_run_id}")
     relative = str(reference.get(REF_KEY) or "")
     path = (root / relative).resolve()
     if not relative or root not in path.parents:
@@ -136,8 +169,8 @@ def path_of(reference: dict[str, Any]) -> Path:
     return path
 
 
-def read_bytes(reference: dict[str, Any]) -> bytes:
-    path = path_of(reference)
+def read_bytes(reference: dict[str, Any], root_run_id: str) -> bytes:
+    path = path_of(reference, root_run_id)
     try:
         return path.read_bytes()
     except OSError as error:
@@ -145,14 +178,14 @@ def read_bytes(reference: dict[str, Any]) -> bytes:
                                f"{error.strerror or error}") from None
 
 
-def read_value(reference: dict[str, Any]) -> Any:
+def read_value(reference: dict[str, Any], root_run_id: str) -> Any:
     """What a template sees for a reference: the value (`json`) or the file's text (`file`)."""
-    data = read_bytes(reference)
+    data = read_bytes(reference, root_run_id)
     if reference.get("kind") == "file":
         try:
             return data.decode()
         except UnicodeDecodeError:
-            raise StoredValueError(f"the stored file {path_of(reference)} is not UTF-8 text; "
+            raise StoredValueError(f"the stored file {path_of(reference, root_run_id)} is not UTF-8 text; "
                                    "use it through inputFiles instead") from None
     return json.loads(data)
 
@@ -160,9 +193,10 @@ def read_value(reference: dict[str, Any]) -> Any:
 # -- files in a working directory ------------------------------------------------------------
 
 
-def stage_input_files(workdir: str | Path, input_files: dict[str, Any]) -> None:
-    """`inputFiles`: write each `name: content` (text, or a reference to a stored value or file)
-    into the working directory before the task runs. Shared by every runnable with a directory."""
+def stage_input_files(workdir: str | Path, input_files: dict[str, Any], root_run_id: str) -> None:
+    """`inputFiles`: write each `name: content` (text, or a reference to a stored value or file of
+    the root run `root_run_id`; other data as JSON) into the working directory before the task
+    runs. Shared by every runnable with a directory."""
     if not input_files:
         return  # most tasks have none: resolving the directory would cost a few syscalls each
     base = Path(workdir).resolve()
@@ -173,8 +207,8 @@ def stage_input_files(workdir: str | Path, input_files: dict[str, Any]) -> None:
                                    non_retryable=True)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            if is_reference(content):
-                data = read_bytes(content)
+            if stored(content, root_run_id):
+                data = read_bytes(content, root_run_id)
                 if content.get("kind") != "file":
                     value = json.loads(data)
                     data = value.encode() if isinstance(value, str) else data
@@ -196,7 +230,7 @@ async def with_storage(result: CommandsResult, request: CommandsRequest, workdir
     """A process task's result as it travels: big `vars`/extracted values as references, and the
     `outputFiles` matches (when `collect_files`: the task succeeded) copied into storage in a thread,
     heartbeating meanwhile (a big tree or big files must not stall the event loop)."""
-    storage = TaskStorage(request.run_id, request.task_run_id)
+    storage = TaskStorage.of(request)
     files = None
     if collect_files and request.output_files:
         async with heartbeating():

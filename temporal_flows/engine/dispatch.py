@@ -13,7 +13,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from activities.wire import to_wire
 from temporal_flows.engine.recording import Recorder
 from temporal_flows.engine.results import cancelled
-from temporal_flows.engine.worker_render import check_no_stored_values
+from temporal_flows.engine.worker_render import check_no_stored_values, root_run_id
 from temporal_flows.metadata import CANCEL_ACK_BOUND, HEARTBEAT_TIMEOUT
 from temporal_flows.model.runs import State, TaskRun
 from temporal_flows.tasks.base import TaskContext
@@ -38,7 +38,7 @@ class Dispatcher:
         props = context.render(task.properties)
         if self.recorder.holds_references:
             check_no_stored_values(props)
-        call = runnable.build(task, props, RunIdentity(self.run_id, task_run.id))
+        call = runnable.build(task, props, RunIdentity(self.run_id, task_run.id, root_run_id()))
         summary = task.id if scope.value is None else f"{task.id} [{scope.value}]"
         options = activity_options(task, summary, self.redispatch_limit)
         request = to_wire(call.request) if is_dataclass(call.request) else call.request  # same JSON, no deep copy

@@ -53,7 +53,7 @@ async def render_on_worker(
     """`{template: rendered}` from a worker, or the failure (an unreadable reference names its file);
     `label` names what renders (a task id, the flow's outputs) in the activity's summary."""
     shipped = context_for_worker(context_needed(templates, context), str(context["now"]))
-    request = RenderRequest(run_id, task_run_id, templates, shipped, pebble)
+    request = RenderRequest(run_id, task_run_id, templates, shipped, pebble, root_run_id=root_run_id())
     try:
         return await workflow.execute_activity(
             RENDER_ACTIVITY, request, result_type=dict, start_to_close_timeout=RENDER_TIMEOUT,
@@ -64,6 +64,13 @@ async def render_on_worker(
         if isinstance(cause, ApplicationError):
             return ChildResult(State.FAILED, error={"type": cause.type or "ExpressionError", "message": cause.message})
         return ChildResult(State.FAILED, error={"type": "ExpressionError", "message": str(cause or error)})
+
+
+def root_run_id() -> str:
+    """The run at the top of this one's subflow calls (this run when none calls it): workers bind
+    the references they store to it and read only references bound to it (`activities.storage_keys`)."""
+    info = workflow.info()
+    return info.root.workflow_id if info.root is not None else info.workflow_id
 
 
 def context_needed(templates: list[str], context: dict[str, Any]) -> dict[str, Any]:

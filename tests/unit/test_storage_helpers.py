@@ -1,6 +1,6 @@
 """Storage helpers without a server: what is stored and what stays inline, files in and out of a
-working directory, unreadable references, and templates that meet a reference in the workflow
-(they raise) or on a worker (they read it)."""
+working directory, unreadable references, references that cannot be forged (signed, bound to their
+root run), and templates that meet a reference in the workflow (they raise) or on a worker (they read it)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities import storage
-from activities.storage import StoredValueError, TaskStorage, collect_output_files, read_value, stage_input_files
+from activities.storage import StoredValueError, TaskStorage, collect_output_files, read_value, stage_input_files, stored
+from activities.storage_keys import KEY_FILE, sign
 from temporal_flows.engine.worker_render import check_no_stored_values, context_needed
 from temporal_flows.expressions.references import REF_KEY, contains_reference
 from temporal_flows.expressions.templates import ExpressionError, ReferenceTouched, reading_environment, render_string
@@ -32,7 +33,7 @@ def test_only_the_biggest_values_are_stored_until_the_rest_fits(root: Path):
     reference = shrunk["big"]
     assert reference["kind"] == "json" and reference["size"] == 5002
     assert reference[REF_KEY].startswith("run_1/tr/outputs/")  # a run id never makes a sub-directory
-    assert read_value(reference) == "x" * 5000
+    assert read_value(reference, "run/1") == "x" * 5000
     assert TaskStorage("r", "t").shrink({"a": 1}) == {"a": 1}
     many = TaskStorage("r", "t").shrink({f"k{i}": "z" * 400 for i in range(5)})  # each small, together too big
     assert sum(1 for value in many.values() if contains_reference(value)) == 3
@@ -42,9 +43,11 @@ def test_a_missing_or_escaping_reference_names_the_file(root: Path):
     reference = TaskStorage("r", "t").store_value("v", json.dumps("hello"))
     (root / reference[REF_KEY]).unlink()
     with pytest.raises(StoredValueError, match=str(root / reference[REF_KEY])):
-        read_value(reference)
-    with pytest.raises(StoredValueError, match="outside the storage"):
-        read_value({REF_KEY: "../../etc/passwd"})
+        read_value(reference, "r")
+    with pytest.raises(StoredValueError, match="not a stored value of run r"):
+        read_value({REF_KEY: "../../etc/passwd"}, "r")
+    with pytest.raises(StoredValueError, match="outside the storage"):  # even signed (no worker makes one)
+        read_value(sign({REF_KEY: "../../etc/passwd", "size": 1, "kind": "file"}, "r", root), "r")
 
 
 def test_input_files_are_written_and_output_files_collected(root: Path, tmp_path: Path):
@@ -56,22 +59,22 @@ def test_input_files_are_written_and_output_files_collected(root: Path, tmp_path
     (source / "c.txt").write_text("no")
     files = collect_output_files(source, ["*.csv", "**/*.csv", "missing/*"], TaskStorage("r", "t1"))
     assert sorted(files) == ["a.csv", "sub/b.csv"]
-    assert files["sub/b.csv"]["kind"] == "file" and read_value(files["sub/b.csv"]) == "3,4\n"
+    assert files["sub/b.csv"]["kind"] == "file" and read_value(files["sub/b.csv"], "r") == "3,4\n"
 
     target = tmp_path / "second"
     target.mkdir()
     stored_text = TaskStorage("r", "t2").store_value("v", json.dumps("from a value"))
     stage_input_files(target, {"in/a.csv": files["a.csv"], "note.txt": "literal", "value.txt": stored_text,
-                               "data.json": {"n": 1}})
+                               "data.json": {"n": 1}}, "r")
     assert (target / "in" / "a.csv").read_text() == "1,2\n"
     assert (target / "note.txt").read_text() == "literal"
     assert (target / "value.txt").read_text() == "from a value"
     assert json.loads((target / "data.json").read_text()) == {"n": 1}
     with pytest.raises(ApplicationError, match="outside the working directory"):
-        stage_input_files(target, {"../escape.txt": "x"})
+        stage_input_files(target, {"../escape.txt": "x"}, "r")
     (root / files["a.csv"][REF_KEY]).unlink()
     with pytest.raises(ApplicationError, match="cannot read the stored value"):
-        stage_input_files(target, {"again.csv": files["a.csv"]})
+        stage_input_files(target, {"again.csv": files["a.csv"]}, "r")
 
 
 def test_templates_meeting_a_reference_raise_in_the_workflow_and_read_it_on_a_worker():
@@ -99,3 +102,43 @@ def test_a_runnable_property_may_not_carry_a_reference_except_input_files():
     check_no_stored_values({"input_files": {"a": reference}, "commands": ["echo"]})
     with pytest.raises(ExpressionError, match="property `commands`.*3000000 bytes"):
         check_no_stored_values({"commands": ["echo", reference]})
+
+
+def test_a_reference_is_read_only_when_signed_for_the_reading_root_run(root: Path, tmp_path: Path):
+    reference = TaskStorage("child", "t", root_run_id="parent").store_value("v", json.dumps("secret"))
+    assert reference["run"] == "parent" and len(reference["sig"]) == 64
+    assert stored(reference, "parent") and read_value(reference, "parent") == "secret"
+    assert not stored(reference, "child") and not stored(reference, "other")  # bound to the root run
+    unsigned = {key: value for key, value in reference.items() if key != "sig"}
+    assert not stored(unsigned, "parent")
+    for field, value in (("$tflowRef", "other/t/outputs/0-v.json"), ("run", "other"), ("kind", "file"), ("size", 1)):
+        assert not stored({**reference, field: value}, "parent"), f"a changed {field} still verifies"
+    assert not stored({**reference, "sig": "0" * 64}, "parent")
+    # Plain data shaped like a reference is written into inputFiles as the data it is.
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    stage_input_files(workdir, {"forged.json": unsigned, "real.txt": reference}, "parent")
+    assert json.loads((workdir / "forged.json").read_text()) == unsigned
+    assert (workdir / "real.txt").read_text() == "secret"
+    stage_input_files(workdir, {"other.json": reference}, "other")
+    assert json.loads((workdir / "other.json").read_text()) == reference
+
+
+def test_the_key_file_is_private_and_shared_by_every_worker_of_the_storage(root: Path, tmp_path: Path):
+    reference = TaskStorage("r", "t").store_value("v", json.dumps(1))
+    key_file = root / KEY_FILE
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert len(key_file.read_text().strip()) == 64
+    assert not [path for path in root.iterdir() if path.name.startswith(KEY_FILE + ".")]  # no temporary left
+    other = tmp_path / "other-root"
+    storage.configure(other, threshold=1000)  # another storage: another key, so the reference is foreign
+    assert not stored(reference, "r")
+    storage.configure(root, threshold=1000)
+    assert stored(reference, "r")
+
+
+def test_shrink_stores_data_shaped_like_a_reference_as_any_value(root: Path):
+    forged = {REF_KEY: "elsewhere/t/outputs/0-x.json", "size": 1, "kind": "json", "pad": "p" * 5000}
+    shrunk = TaskStorage("r", "t").shrink({"forged": forged})
+    assert shrunk["forged"] != forged and stored(shrunk["forged"], "r")
+    assert read_value(shrunk["forged"], "r") == forged

@@ -65,6 +65,8 @@ def with_extracted(outputs: dict[str, Any], result: dict[str, Any]) -> dict[str,
 class RunIdentity:
     run_id: str
     task_run_id: str
+    root_run_id: str = ""
+    """The run at the top of this run's subflow calls: the worker binds stored values to it."""
 
 
 def activity_options(task: Task, summary: str, redispatch_limit: int) -> dict[str, Any]:

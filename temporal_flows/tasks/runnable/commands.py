@@ -21,6 +21,7 @@ def build(task: Task, props: dict[str, Any], identity: RunIdentity) -> ActivityC
         run_id=identity.run_id,
         task_id=task.id,
         task_run_id=identity.task_run_id,
+        root_run_id=identity.root_run_id,
         commands=list(props["commands"]),
         env=dict(props.get("env", {})),
         interpreter=list(props.get("interpreter") or ["/bin/sh", "-c"]),

@@ -119,6 +119,7 @@ def build(task: Task, props: dict[str, Any], identity: RunIdentity) -> ActivityC
         run_id=identity.run_id,
         task_id=task.id,
         task_run_id=identity.task_run_id,
+        root_run_id=identity.root_run_id,
         uri=str(props.get("uri") or props.get("url")),
         method=str(props.get("method") or "GET").upper(),
         headers={str(name): _text(value) for name, value in (props.get("headers") or {}).items()},

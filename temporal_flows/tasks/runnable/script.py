@@ -29,6 +29,7 @@ def build(task: Task, props: dict[str, Any], identity: RunIdentity) -> ActivityC
         run_id=identity.run_id,
         task_id=task.id,
         task_run_id=identity.task_run_id,
+        root_run_id=identity.root_run_id,
         script=props.get("script"),
         commands=list(props.get("commands") or []),
         before_commands=list(props.get("before_commands") or []),
