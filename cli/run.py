@@ -43,7 +43,7 @@ from temporal_flows.language.inputs import InputError, resolve_inputs
 from temporal_flows.language.loader import LoadedFlow
 from temporal_flows.language.source import FlowYamlLoader
 from temporal_flows.metadata import DEFAULT_MAX_PENDING_TASKS, DEFAULT_REDISPATCH_LIMIT
-from client.runs import live_result, read_result, start_run, ui_url, wait_result
+from client.runs import InvalidRunId, check_run_id, live_result, read_result, start_run, ui_url, wait_result
 from client.task_logs import follow_task_logs, read_task_logs
 
 POLL_SECONDS = 0.25
@@ -77,6 +77,7 @@ def run(
 ) -> None:
     """Validate FLOW, run it on Temporal, and follow it until it ends."""
     check_task_runner(task_runner)
+    _check_run_id(run_id)
     loaded = load_runnable(flow)
     subflows = find_subflows(loaded, flows_dir)
     labels = key_value_pairs(label, "--label")
@@ -93,6 +94,16 @@ def run(
     limits = {"max_pending_tasks": max_pending_tasks, "redispatch_limit": redispatch_limit}
     options = _RunOptions(loaded, run_id, max_workers, limits, as_json, detach, inputs, labels, subflows, task_runner, logs)
     raise typer.Exit(run_async(_run(cluster, task_queue, ui_url_base, options)))
+
+
+def _check_run_id(run_id: Optional[str]) -> None:
+    """`--id` names the run's directory in the storage: an unsafe one exits 2 before anything starts."""
+    if run_id is None:
+        return
+    try:
+        check_run_id(run_id)
+    except InvalidRunId as error:
+        raise fail(f"--id: {error}", ExitCode.INVALID) from None
 
 
 @dataclass(frozen=True)

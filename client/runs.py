@@ -6,6 +6,7 @@ Shared by every CLI command and the tests, so a run is started and read the same
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import Any, Callable
 
@@ -39,6 +40,23 @@ from temporal_flows.model.requests import FLOW_FAILED_ERROR, SUMMARY_QUERY, TASK
 
 LEDGER_HISTORY_PAGE = 200
 """Events per page when reading a finished run's history backwards for its recorded ledger."""
+
+
+MAX_RUN_ID_CHARS = 200
+_RUN_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{MAX_RUN_ID_CHARS - 1}}}")
+
+
+class InvalidRunId(ValueError):
+    """A run id given to start a run that is refused; the message says what was expected."""
+
+
+def check_run_id(run_id: str) -> str:
+    """`run_id` if it is safe as a run id: it names the run's directory in the storage, so `.`, `..`,
+    `/`, `\\`, NUL and anything outside a small charset are refused before anything starts."""
+    if _RUN_ID.fullmatch(run_id):
+        return run_id
+    raise InvalidRunId(f"invalid run id {run_id!r}: expected 1 to {MAX_RUN_ID_CHARS} letters, digits, "
+                       "'.', '_', ':' or '-', starting with a letter or a digit")
 
 
 def new_run_id(flow_id: str) -> str:
@@ -89,7 +107,10 @@ async def start_run(
 ) -> WorkflowHandle[Any, Any]:
     """Start one execution of the interpreter workflow with the normalized flow as its input
     (and the flows it calls as subflows: see `run_request`); `warn` (default: logged) hears what
-    the starter should know, e.g. SECRET inputs about to be stored unencrypted."""
+    the starter should know, e.g. SECRET inputs about to be stored unencrypted. An unsafe `run_id`
+    raises `InvalidRunId` before anything starts."""
+    if run_id is not None:
+        check_run_id(run_id)
     request = run_request(loaded, max_workers=max_workers, inputs=inputs, labels=labels, subflows=subflows, **limits)
     secrets_warning = plain_secrets_warning(client, loaded.flow.inputs, request.inputs)
     if secrets_warning:
