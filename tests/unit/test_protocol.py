@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from temporalio.exceptions import ApplicationError
 
 from activities.protocol import ProtocolState, parse_protocol_line
 
@@ -93,3 +94,56 @@ def test_empty_object_is_consumed() -> None:
     state = ProtocolState()
     assert state.feed("::{}::")
     assert state == ProtocolState()
+
+
+# -- bounds (activities.bounds): a line past one fails the task with a named error ------------
+
+
+def deep(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_an_output_64_deep_is_kept_and_one_level_more_fails_the_task() -> None:
+    from activities.bounds import MAX_DEPTH
+
+    state = ProtocolState()
+    assert state.feed(f'::{{"outputs": {{"v": {deep(MAX_DEPTH)}}}}}::')
+    with pytest.raises(ApplicationError, match=f"deeper than {MAX_DEPTH} levels") as raised:
+        state.feed(f'::{{"outputs": {{"w": {deep(MAX_DEPTH + 1)}}}}}::')
+    assert raised.value.type == "OutputTooDeep" and raised.value.non_retryable
+    assert list(state.vars) == ["v"]
+
+
+@pytest.mark.parametrize("depth", [900, 100_000])
+def test_a_line_nesting_past_the_parser_limit_is_output_too_deep_not_recursion_error(depth: int) -> None:
+    with pytest.raises(ApplicationError) as raised:
+        parse_protocol_line(f'::{{"outputs": {{"v": {deep(depth)}}}}}::')
+    assert raised.value.type == "OutputTooDeep"
+
+
+def test_metrics_past_their_bound_fail_and_vars_past_theirs_too() -> None:
+    from activities.bounds import MAX_METRICS, MAX_OUTPUT_VARS
+
+    state = ProtocolState()
+    metric = {"name": "rows", "type": "counter", "value": 1}
+    assert state.feed(line({"metrics": [metric] * MAX_METRICS}))
+    with pytest.raises(ApplicationError, match=f"more than {MAX_METRICS:,}") as raised:
+        state.feed(line({"metrics": metric}))
+    assert raised.value.type == "ResultTooLarge"
+    with pytest.raises(ApplicationError, match="`vars`") as raised:
+        ProtocolState().feed(line({"outputs": {f"k{i}": i for i in range(MAX_OUTPUT_VARS + 1)}}))
+    assert raised.value.type == "ResultTooLarge"
+
+
+def test_logs_past_their_budget_are_left_out_with_a_marker_but_still_reach_the_task_log() -> None:
+    from activities.bounds import PROTOCOL_LOGS_LIMIT_CHARS
+
+    state = ProtocolState()
+    message = "x" * 1000
+    fed = PROTOCOL_LOGS_LIMIT_CHARS // 1000 + 50
+    for _ in range(fed):
+        assert state.feed(line({"logs": {"message": message}}))
+        assert state.line_logs == [{"level": "INFO", "message": message}], "every line's logs go to the task log"
+    kept = PROTOCOL_LOGS_LIMIT_CHARS // 1000
+    assert len(state.logs) == kept and state.logs_left_out == fed - kept
+    assert state.result_logs()[-1]["message"].startswith(f"… {fed - kept} protocol log entries left out")
