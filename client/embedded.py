@@ -55,29 +55,16 @@ async def command_temporal(
     task_runner: str = "auto",
     note: Callable[[str], None] = _silent,
 ) -> AsyncIterator[CommandTemporal]:
-    """The cluster `cluster` names (connect only), else `embedded_temporal`; `ui_url` (`--ui-url`)
-    wins over the Web UI known for the server; `task_runner` is the embedded worker's."""
+    """The cluster `cluster` names (connect only), else a local Temporal (`_local_server`) with a
+    worker of this process polling `task_queue` (`task_runner`: its setting for Docker tasks).
+
+    `ui_url` (`--ui-url`) wins over the Web UI known for the server. On exit the embedded worker
+    stops first (letting running tasks finish), then a dev server started here."""
     if cluster.address:
         connection = Connection.to(cluster, task_queue, ui_url)
         yield CommandTemporal(await connect(connection), connection, embedded=False)
         return
-    async with embedded_temporal(cluster.namespace, task_queue, ui_url=ui_url, task_runner=task_runner,
-                                 note=note) as embedded:
-        yield embedded
-
-
-@asynccontextmanager
-async def embedded_temporal(
-    namespace: str,
-    task_queue: str = DEFAULT_TASK_QUEUE,
-    *,
-    ui_url: Optional[str] = None,
-    task_runner: str = "auto",
-    note: Callable[[str], None] = _silent,
-) -> AsyncIterator[CommandTemporal]:
-    """A local Temporal (`_local_server`) with a worker of this process polling `task_queue`.
-
-    On exit the worker stops first (letting running tasks finish), then a server started here."""
+    namespace = cluster.namespace
     async with AsyncExitStack() as stack:
         address, ui_base = await _local_server(stack, namespace, note)
         client = await connect(address, namespace)
