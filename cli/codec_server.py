@@ -3,14 +3,11 @@ Temporal Web UI (and `temporal workflow show --codec-endpoint`) shows encrypted 
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import signal
 from typing import List
 
 import typer
 
-from cli.common import ExitCode, fail, run_async
+from cli.common import ExitCode, fail, log_to_console, run_async, until_interrupted
 from client.codec import KEY_ENV, KEY_FILE_ENV, CodecKeyError, EncryptionCodec, load_key_ring
 from client.codec_server import DEFAULT_ORIGINS, serve
 
@@ -35,7 +32,7 @@ def codec_server(
         raise fail(str(error), ExitCode.INVALID) from None
     if ring is None:
         raise fail(f"tflow codec-server needs the key the workers use: set {KEY_ENV} or {KEY_FILE_ENV}", ExitCode.INVALID)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_to_console()
 
     async def main() -> None:
         try:
@@ -48,16 +45,8 @@ def codec_server(
             typer.echo(f"Codec server at {where} (keys from {ring.origin}: {keys}); Ctrl-C to stop")
             typer.echo(f"  Web UI origins allowed: {', '.join(cors_origin)}")
             typer.echo(f"  In the Web UI: the data encoder (codec server) setting → {where}")
-            await _until_interrupted()
+            await until_interrupted()
         finally:
             await runner.cleanup()
 
     run_async(main())
-
-
-async def _until_interrupted() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()

@@ -1,9 +1,11 @@
-"""What every `tflow` command shares: connection options, exit codes, and running async commands."""
+"""What every `tflow` command shares: exit codes, failing with a message, loading flows, running async
+commands, logging (the shared options are `cli.options`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from pathlib import Path
 from typing import Any, Awaitable
 
@@ -16,7 +18,6 @@ from client.connection import ConnectionConfigError, TemporalUnreachable
 from client.subflows import resolve_subflows
 from temporal_flows.language.loader import LoadedFlow, load_flow
 from temporal_flows.language.validate import not_runnable_yet
-from temporal_flows.metadata import DEFAULT_TASK_QUEUE
 from temporal_flows.model.problems import FlowError
 
 
@@ -31,34 +32,6 @@ class ExitCode:
 
 def exit_code_for(state: str) -> int:
     return ExitCode.OK if state in ("SUCCESS", "WARNING") else ExitCode.FAILED
-
-
-AddressOption = typer.Option(
-    None, "--address",
-    help="Temporal frontend host:port; wins over env TEMPORAL_ADDRESS, which wins over the config profile's "
-    "(default 127.0.0.1:7233; `run`: the embedded server).",
-)
-NamespaceOption = typer.Option(
-    None, "--namespace",
-    help="Temporal namespace; wins over env TEMPORAL_NAMESPACE, then the config profile's (default: default).",
-)
-ProfileOption = typer.Option(
-    None, "--profile",
-    help="Profile of the Temporal CLI's config file: address, namespace, TLS, API key (env TEMPORAL_PROFILE, "
-    "default: default; the file: $TEMPORAL_CONFIG_FILE, else ~/.config/temporalio/temporal.toml).",
-)
-TaskQueueOption = typer.Option(
-    DEFAULT_TASK_QUEUE, "--task-queue", envvar="TFLOW_TASK_QUEUE", help="Task queue of the flow workers.", show_envvar=True
-)
-TaskRunnerOption = typer.Option(
-    "auto", "--task-runner", envvar="TFLOW_TASK_RUNNER", show_envvar=True,
-    help="auto: each task as it declares (Docker needs a reachable engine) | process: Docker tasks run as local processes.",
-)
-UiUrlOption = typer.Option(
-    None, "--ui-url", envvar="TEMPORAL_UI_URL",
-    help="Base URL of the Temporal Web UI (default: known for Temporal Cloud and a local dev server, else unknown).",
-    show_envvar=True,
-)
 
 
 def key_value_pairs(items: list[str], option: str) -> dict[str, str]:
@@ -96,11 +69,6 @@ def load_runnable(flow: Path) -> LoadedFlow:
     return loaded
 
 
-FlowsDirOption = typer.Option(
-    [], "--flows-dir", help="Where flows called as subflows are found, recursively (repeatable; default: the flow file's directory)."
-)
-
-
 def find_subflows(loaded: LoadedFlow, flows_dirs: list[Path]) -> dict[str, dict[str, Any]]:
     """The flows `loaded` calls as subflows (`client.subflows`); a missing or bad one exits 2."""
     try:
@@ -123,11 +91,20 @@ def run_async(coroutine: Awaitable[Any]) -> Any:
         raise fail(f"the run could not answer a query: {error.message}", ExitCode.FAILED) from None
 
 
+async def until_interrupted() -> None:
+    """Wait for Ctrl-C or SIGTERM: how a serving command (`webui`, `codec-server`) is told to stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def log_to_console(level: int = logging.INFO) -> None:
-    """A worker's own output: task logs and Temporal's, on stderr."""
+    """A serving command's own logs (a worker's: task logs and Temporal's) on stderr."""
     logging.basicConfig(level=level, format=LOG_FORMAT)
 
 

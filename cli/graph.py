@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
-
 import typer
 
 from cli.common import ExitCode, fail
+from cli.options import FlowFile, OutputFile
 from temporal_flows.language.graph import build_graph
 from temporal_flows.language.graph_render import RENDERERS
 from temporal_flows.language.loader import load_flow
@@ -19,9 +17,9 @@ def register(app: typer.Typer) -> None:
 
 
 def graph(
-    flow: Path = typer.Argument(..., help="The flow file."),
+    flow: FlowFile,
     output_format: str = typer.Option("text", "--format", help="text | mermaid | dot"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    output: OutputFile = None,
 ) -> None:
     """Print the flow's tasks, groups and execution order (dependencies inferred from templates are
     marked as inferred); a flow with problems prints them and exits 2, like `tflow validate`."""

@@ -11,9 +11,11 @@ from typing import Any, List, Optional
 
 import typer
 
-from cli.common import AddressOption, ExitCode, NamespaceOption, ProfileOption, TaskQueueOption, UiUrlOption, fail, run_async
+from cli.common import ExitCode, fail, key_value_pairs, run_async
+from cli.options import Address, JsonOutput, Namespace, Profile, RunId, TaskQueue, UiUrl
 from client.connection import Connection, connect
 from client.resume import ResumeRefused, ResumeUnanswered, resume_run
+from temporal_flows.metadata import DEFAULT_TASK_QUEUE
 
 
 def register(app: typer.Typer) -> None:
@@ -21,18 +23,20 @@ def register(app: typer.Typer) -> None:
 
 
 def resume(
-    run_id: str = typer.Argument(..., help="The run id (Temporal workflow id)."),
+    run_id: RunId,
     task: Optional[str] = typer.Argument(None, help="A paused task id or task run id (default: every paused task)."),
     input: List[str] = typer.Option([], "--input", help="A value for the pause's `onResume` inputs, as key=value (repeatable)."),
-    as_json: bool = typer.Option(False, "--json", help="Print what was resumed as JSON."),
-    address: Optional[str] = AddressOption,
-    namespace: Optional[str] = NamespaceOption,
-    task_queue: str = TaskQueueOption,
-    ui_url_base: Optional[str] = UiUrlOption,
-    profile: Optional[str] = ProfileOption,
+    as_json: JsonOutput = False,
+    address: Address = None,
+    namespace: Namespace = None,
+    task_queue: TaskQueue = DEFAULT_TASK_QUEUE,
+    ui_url_base: UiUrl = None,
+    profile: Profile = None,
 ) -> None:
-    """Resume a paused run: every paused task, or TASK's."""
-    inputs = _parse_inputs(input)
+    """Resume a paused run: every paused task, or TASK's.
+
+    With --json: {run_id, resumed: [{task_id, value, inputs}, ...]}."""
+    inputs = key_value_pairs(input, "--input")
     connection = Connection.of(address, namespace, task_queue, ui_url_base, profile)
     resumed = run_async(_resume(connection, run_id, task, inputs))
     if as_json:
@@ -42,16 +46,6 @@ def resume(
         label = entry["task_id"] if entry.get("value") is None else f"{entry['task_id']} [{entry['value']}]"
         given = f" with {json.dumps(entry['inputs'])}" if entry.get("inputs") else ""
         typer.echo(f"Resumed {label} of run {run_id}{given}.")
-
-
-def _parse_inputs(items: list[str]) -> dict[str, str]:
-    inputs: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise fail(f"--input {item!r}: expected key=value", ExitCode.INVALID)
-        inputs[name] = value
-    return inputs
 
 
 async def _resume(connection: Connection, run_id: str, task: Optional[str], inputs: dict[str, str]) -> list[dict[str, Any]]:

@@ -19,14 +19,7 @@ import yaml
 from temporalio.client import Client, WorkflowHandle
 
 from cli.common import (
-    AddressOption,
     ExitCode,
-    FlowsDirOption,
-    NamespaceOption,
-    ProfileOption,
-    TaskQueueOption,
-    TaskRunnerOption,
-    UiUrlOption,
     check_task_runner,
     exit_code_for,
     fail,
@@ -36,13 +29,14 @@ from cli.common import (
     log_to_file,
     run_async,
 )
+from cli.options import Address, FlowFile, FlowsDirs, JsonOutput, Namespace, Profile, TaskQueue, TaskRunner, UiUrl
 from cli.progress import ProgressPrinter, print_attempt_log, print_result, ui_line
 from client.connection import ClusterSettings, Connection, cluster_settings
 from client.embedded import command_temporal, worker_log_file
 from temporal_flows.language.inputs import InputError, resolve_inputs
 from temporal_flows.language.loader import LoadedFlow
 from temporal_flows.language.source import FlowYamlLoader
-from temporal_flows.metadata import DEFAULT_MAX_PENDING_TASKS, DEFAULT_REDISPATCH_LIMIT
+from temporal_flows.metadata import DEFAULT_MAX_PENDING_TASKS, DEFAULT_REDISPATCH_LIMIT, DEFAULT_TASK_QUEUE
 from client.runs import InvalidRunId, check_run_id, live_result, read_result, start_run, ui_url, wait_result
 from client.task_logs import follow_task_logs, read_task_logs
 
@@ -56,26 +50,28 @@ def register(app: typer.Typer) -> None:
 
 
 def run(
-    flow: Path = typer.Argument(..., help="The flow file (YAML)."),
+    flow: FlowFile,
     input: List[str] = typer.Option([], "--input", help="An input as key=value (repeatable)."),
     inputs_file: Optional[Path] = typer.Option(None, "--inputs-file", help="Inputs as a YAML/JSON mapping (--input wins)."),
     label: List[str] = typer.Option([], "--label", help="A label of this run as key=value (repeatable; over the flow's)."),
-    flows_dir: List[Path] = FlowsDirOption,
+    flows_dir: FlowsDirs = [],
     max_workers: Optional[int] = typer.Option(None, "--max-workers", min=1, help="At most this many tasks at once in any group."),
     max_pending_tasks: int = typer.Option(DEFAULT_MAX_PENDING_TASKS, "--max-pending-tasks", min=1, max=1900, help="At most this many activities pending at once in the run (Temporal allows 2,000)."),
     redispatch_limit: int = typer.Option(DEFAULT_REDISPATCH_LIMIT, "--redispatch-limit", min=0, help="Re-dispatch a task whose worker was lost at most this many times, then fail it."),
     run_id: Optional[str] = typer.Option(None, "--id", help="The run id (Temporal workflow id); default: <flow id>-<random>."),
     detach: bool = typer.Option(False, "--detach", help="Start the run and return (needs --address)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object (SPEC §6)."),
-    address: Optional[str] = AddressOption,
-    namespace: Optional[str] = NamespaceOption,
-    task_queue: str = TaskQueueOption,
-    ui_url_base: Optional[str] = UiUrlOption,
-    profile: Optional[str] = ProfileOption,
-    task_runner: str = TaskRunnerOption,
+    as_json: JsonOutput = False,
+    address: Address = None,
+    namespace: Namespace = None,
+    task_queue: TaskQueue = DEFAULT_TASK_QUEUE,
+    ui_url_base: UiUrl = None,
+    profile: Profile = None,
+    task_runner: TaskRunner = "auto",
     logs: bool = typer.Option(False, "--logs", help="Show each task's output (stdout, stderr, logs) as its task run ends."),
 ) -> None:
-    """Validate FLOW, run it on Temporal, and follow it until it ends."""
+    """Validate FLOW, run it on Temporal, and follow it until it ends.
+
+    With --json: the result as one JSON object (SPEC §6); with --detach, {run_id, state, ui_url}."""
     check_task_runner(task_runner)
     _check_run_id(run_id)
     loaded = load_runnable(flow)

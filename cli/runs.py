@@ -11,9 +11,10 @@ import typer
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from cli.common import AddressOption, ExitCode, NamespaceOption, ProfileOption, TaskQueueOption, UiUrlOption, fail, key_value_pairs, run_async
+from cli.common import ExitCode, fail, key_value_pairs, run_async
+from cli.options import Address, JsonOutput, Namespace, Profile, RunId, TaskQueue, UiUrl
 from cli.progress import print_attempt_log, print_result
-from temporal_flows.metadata import label_term
+from temporal_flows.metadata import DEFAULT_TASK_QUEUE, label_term
 from client.connection import Connection, connect
 from client.run_list import recent_runs
 from client.runs import read_result, ui_url
@@ -29,17 +30,19 @@ def register(app: typer.Typer) -> None:
 
 
 def status(
-    run_id: str = typer.Argument(..., help="The run id (Temporal workflow id)."),
+    run_id: RunId,
     task: Optional[str] = typer.Argument(None, help="With --logs: only this task's logs."),
-    as_json: bool = typer.Option(False, "--json", help="Print the SPEC §6 object."),
+    as_json: JsonOutput = False,
     logs: bool = typer.Option(False, "--logs", help="Also print the task runs' logs (stdout, stderr, protocol logs), each attempt's."),
-    address: Optional[str] = AddressOption,
-    namespace: Optional[str] = NamespaceOption,
-    task_queue: str = TaskQueueOption,
-    ui_url_base: Optional[str] = UiUrlOption,
-    profile: Optional[str] = ProfileOption,
+    address: Address = None,
+    namespace: Namespace = None,
+    task_queue: TaskQueue = DEFAULT_TASK_QUEUE,
+    ui_url_base: UiUrl = None,
+    profile: Profile = None,
 ) -> None:
-    """The ledger of a live or finished run (with --logs, its task runs' logs)."""
+    """The ledger of a live or finished run (with --logs, its task runs' logs).
+
+    With --json: the run's SPEC §6 object (with --logs, each attempt's log under `logs`)."""
     if task is not None and not logs:
         raise fail(f"unexpected argument {task!r}: a task id is given with --logs (`tflow status RUN_ID --logs TASK`)", ExitCode.INVALID)
     connection = Connection.of(address, namespace, task_queue, ui_url_base, profile)
@@ -88,13 +91,15 @@ def list_runs(
     limit: int = typer.Option(20, "--limit", min=1, help="At most this many runs, newest first."),
     flow_id: Optional[str] = typer.Option(None, "--flow", help="Only runs of this flow id."),
     label: List[str] = typer.Option([], "--label", help="Only runs with this label, as key=value (repeatable: all of them)."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
-    address: Optional[str] = AddressOption,
-    namespace: Optional[str] = NamespaceOption,
-    task_queue: str = TaskQueueOption,
-    profile: Optional[str] = ProfileOption,
+    as_json: JsonOutput = False,
+    address: Address = None,
+    namespace: Namespace = None,
+    task_queue: TaskQueue = DEFAULT_TASK_QUEUE,
+    profile: Profile = None,
 ) -> None:
-    """Recent runs of flows."""
+    """Recent runs of flows.
+
+    With --json: a list of {run_id, flow, status, started_at, ended_at, labels}, newest first."""
     labels = key_value_pairs(label, "--label")
     rows = run_async(_list(Connection.of(address, namespace, task_queue, profile=profile), limit, flow_id, labels))
     if as_json:
@@ -114,16 +119,18 @@ async def _list(connection: Connection, limit: int, flow_id: Optional[str], labe
 
 
 def cancel(
-    run_id: str = typer.Argument(..., help="The run id (Temporal workflow id)."),
+    run_id: RunId,
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the run has stopped."),
-    as_json: bool = typer.Option(False, "--json", help="Print the final SPEC §6 object."),
-    address: Optional[str] = AddressOption,
-    namespace: Optional[str] = NamespaceOption,
-    task_queue: str = TaskQueueOption,
-    ui_url_base: Optional[str] = UiUrlOption,
-    profile: Optional[str] = ProfileOption,
+    as_json: JsonOutput = False,
+    address: Address = None,
+    namespace: Namespace = None,
+    task_queue: TaskQueue = DEFAULT_TASK_QUEUE,
+    ui_url_base: UiUrl = None,
+    profile: Profile = None,
 ) -> None:
-    """Cancel a run: running tasks are cancelled and their processes killed."""
+    """Cancel a run: running tasks are cancelled and their processes killed.
+
+    With --json (and --wait): the run's final SPEC §6 object."""
     connection = Connection.of(address, namespace, task_queue, ui_url_base, profile)
     result = run_async(_cancel(connection, run_id, wait))
     if result is None:

@@ -11,21 +11,14 @@ from typing import Any, Optional
 
 import typer
 
-from cli.common import (
-    AddressOption,
-    ExitCode,
-    NamespaceOption,
-    ProfileOption,
-    TaskQueueOption,
-    fail,
-    load_runnable,
-    run_async,
-)
+from cli.common import ExitCode, fail, load_runnable, run_async
+from cli.options import Address, FlowFile, JsonOutput, Namespace, Profile, TaskQueue
 from client.connection import Connection, cluster_settings, connect
 from client.schedules import Deployed, Planned, list_schedules, plan
 from client.schedules import deploy as deploy_schedules
 from client.schedules import undeploy as undeploy_schedules
 from temporal_flows.language.loader import LoadedFlow, load_flow
+from temporal_flows.metadata import DEFAULT_TASK_QUEUE
 from temporal_flows.model.problems import FlowError
 
 
@@ -36,16 +29,16 @@ def register(app: typer.Typer) -> None:
 
 
 def deploy(
-    flow: Path = typer.Argument(..., help="The flow file (YAML)."),
-    as_json: bool = typer.Option(False, "--json", help="Print what was done as JSON."),
-    address: Optional[str] = AddressOption,
-    namespace: Optional[str] = NamespaceOption,
-    task_queue: str = TaskQueueOption,
-    profile: Optional[str] = ProfileOption,
+    flow: FlowFile,
+    as_json: JsonOutput = False,
+    address: Address = None,
+    namespace: Namespace = None,
+    task_queue: TaskQueue = DEFAULT_TASK_QUEUE,
+    profile: Profile = None,
 ) -> None:
     """Create or update a Temporal Schedule per Schedule trigger of FLOW; remove those of gone triggers.
 
-    Scheduled runs go to --task-queue: run a worker there."""
+    Scheduled runs go to --task-queue: run a worker there. With --json: {flow, schedules: [{schedule_id, action}]}."""
     loaded = load_runnable(flow)
     planned = _plan(loaded)
     cluster = cluster_settings(address, namespace, profile)
@@ -83,14 +76,16 @@ async def _deploy(connection: Connection, loaded: LoadedFlow, planned: list[Plan
 
 
 def undeploy(
-    flow: Path = typer.Argument(..., help="The flow file (YAML)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the removed schedule ids as JSON."),
-    address: Optional[str] = AddressOption,
-    namespace: Optional[str] = NamespaceOption,
-    task_queue: str = TaskQueueOption,
-    profile: Optional[str] = ProfileOption,
+    flow: FlowFile,
+    as_json: JsonOutput = False,
+    address: Address = None,
+    namespace: Namespace = None,
+    task_queue: TaskQueue = DEFAULT_TASK_QUEUE,
+    profile: Profile = None,
 ) -> None:
-    """Remove every Temporal Schedule of FLOW (runs already started go on)."""
+    """Remove every Temporal Schedule of FLOW (runs already started go on).
+
+    With --json: {flow, removed: [<schedule id>, ...]}."""
     loaded = _load(flow)
     connection = Connection.of(address, namespace, task_queue, profile=profile)
     removed = run_async(_undeploy(connection, loaded))
@@ -109,13 +104,15 @@ async def _undeploy(connection: Connection, loaded: LoadedFlow) -> list[str]:
 
 def schedules(
     flow: Optional[Path] = typer.Argument(None, help="Only this flow's schedules."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
-    address: Optional[str] = AddressOption,
-    namespace: Optional[str] = NamespaceOption,
-    task_queue: str = TaskQueueOption,
-    profile: Optional[str] = ProfileOption,
+    as_json: JsonOutput = False,
+    address: Address = None,
+    namespace: Namespace = None,
+    task_queue: TaskQueue = DEFAULT_TASK_QUEUE,
+    profile: Profile = None,
 ) -> None:
-    """Deployed flow schedules with their next run times."""
+    """Deployed flow schedules with their next run times.
+
+    With --json: a list of {schedule_id, flow, trigger, cron, timezone, paused, next_runs, recent_runs, task_queue}."""
     loaded = _load(flow) if flow is not None else None
     connection = Connection.of(address, namespace, task_queue, profile=profile)
     rows = run_async(_schedules(connection, loaded))

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Optional
 
 import typer
 
 from cli.common import ExitCode
+from cli.options import OutputFile
 from temporal_flows.language.schema import flow_schema
 
 
@@ -17,7 +16,7 @@ def register(app: typer.Typer) -> None:
 
 
 def schema(
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the schema to this file instead of printing it."),
+    output: OutputFile = None,
 ) -> None:
     """Print the JSON Schema of flows; point an editor at it with
     `# yaml-language-server: $schema=<file or URL>` on a flow's first line."""

@@ -8,7 +8,8 @@ from typing import List
 
 import typer
 
-from cli.common import ExitCode, FlowsDirOption
+from cli.common import ExitCode
+from cli.options import FlowsDirs, JsonOutput
 from client.subflows import resolve_subflows
 from temporal_flows.language.loader import load_flow
 from temporal_flows.model.problems import FlowError, Problem
@@ -20,11 +21,13 @@ def register(app: typer.Typer) -> None:
 
 def validate(
     flows: List[Path] = typer.Argument(..., help="Flow files to check."),
-    as_json: bool = typer.Option(False, "--json", help="Print [{file, valid, problems}] as JSON."),
-    flows_dir: List[Path] = FlowsDirOption,
+    as_json: JsonOutput = False,
+    flows_dir: FlowsDirs = [],
 ) -> None:
     """Check flows without running anything; exit code 2 if any has a problem. The flows a flow
-    calls as subflows are found as `tflow run` finds them (--flows-dir) and checked too."""
+    calls as subflows are found as `tflow run` finds them (--flows-dir) and checked too.
+
+    With --json: [{file, valid, problems}]."""
     reports = []
     for flow in flows:
         problems: list[Problem] = []

@@ -7,34 +7,28 @@ progress; with an address it only reads and starts runs, and workers run elsewhe
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 import typer
 
 from cli.common import (
-    AddressOption,
     ExitCode,
-    FlowsDirOption,
-    NamespaceOption,
-    ProfileOption,
-    TaskQueueOption,
-    TaskRunnerOption,
-    UiUrlOption,
     check_task_runner,
     fail,
     find_subflows,
     load_runnable,
     log_to_file,
     run_async,
+    until_interrupted,
 )
+from cli.options import Address, FlowsDirs, Namespace, Profile, TaskQueue, TaskRunner, UiUrl
 from client.connection import ClusterSettings, cluster_settings
 from client.embedded import command_temporal, worker_log_file
 from client.webui.server import WebContext, serve
 from temporal_flows.language.loader import LoadedFlow
+from temporal_flows.metadata import DEFAULT_TASK_QUEUE
 
 FLOW_SUFFIXES = (".yaml", ".yml")
 
@@ -48,13 +42,13 @@ def webui(
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Local port of the page."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on; the page answers only requests addressed to "
                              "127.0.0.1, localhost, [::1] or this name, at its port."),
-    flows_dir: List[Path] = FlowsDirOption,
-    address: Optional[str] = AddressOption,
-    namespace: Optional[str] = NamespaceOption,
-    task_queue: str = TaskQueueOption,
-    ui_url_base: Optional[str] = UiUrlOption,
-    profile: Optional[str] = ProfileOption,
-    task_runner: str = TaskRunnerOption,
+    flows_dir: FlowsDirs = [],
+    address: Address = None,
+    namespace: Namespace = None,
+    task_queue: TaskQueue = DEFAULT_TASK_QUEUE,
+    ui_url_base: UiUrl = None,
+    profile: Profile = None,
+    task_runner: TaskRunner = "auto",
 ) -> None:
     """A local page with the flow's graph and its runs' live task states, plus the Temporal UI link."""
     check_task_runner(task_runner)
@@ -97,17 +91,9 @@ async def _serve(cluster: ClusterSettings, task_queue: str, ui_url_base: Optiona
         try:
             url = server.url + (f"runs/{page.run_id}" if page.run_id else "")
             typer.echo(f"Web view at {url} (Ctrl-C to stop)", err=False)
-            await _until_interrupted()
+            await until_interrupted()
             if temporal.embedded:
                 typer.echo("Stopping: the in-process worker lets running tasks finish first; runs left unfinished "
                            "go on when a worker runs again (`tflow webui`, `tflow worker`).", err=True)
         finally:
             await server.cleanup()
-
-
-async def _until_interrupted() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()

@@ -16,7 +16,8 @@ from typing import List, Optional
 import typer
 
 from activities.storage import STORAGE_ENV
-from cli.common import AddressOption, ExitCode, NamespaceOption, ProfileOption, TaskRunnerOption, check_task_runner, fail, log_to_console, run_async
+from cli.common import ExitCode, check_task_runner, fail, log_to_console, run_async
+from cli.options import Address, Namespace, Profile, TaskRunner
 from client.connection import Connection, connect
 from client.worker import create_worker
 from temporal_flows.metadata import DEFAULT_TASK_QUEUE
@@ -26,15 +27,15 @@ def register(app: typer.Typer) -> None:
 
 
 def worker(
-    address: Optional[str] = AddressOption,
-    namespace: Optional[str] = NamespaceOption,
+    address: Address = None,
+    namespace: Namespace = None,
     task_queues: Optional[List[str]] = typer.Option(
         None, "--task-queue", envvar="TFLOW_TASK_QUEUE", show_envvar=True,
         help=f"Task queue to serve (flows and the tasks routed to it by workerGroup.key); repeat to serve several. Default: {DEFAULT_TASK_QUEUE}.",
     ),
-    profile: Optional[str] = ProfileOption,
+    profile: Profile = None,
     max_concurrent_tasks: Optional[int] = typer.Option(None, "--max-concurrent-tasks", min=1, help="At most this many tasks at once per task queue served."),
-    task_runner: str = TaskRunnerOption,
+    task_runner: TaskRunner = "auto",
     drain_timeout: float = typer.Option(30.0, "--drain-timeout", min=0, help="Seconds running tasks get to finish on shutdown before they are cancelled."),
     storage_dir: Optional[Path] = typer.Option(
         None, "--storage", envvar=STORAGE_ENV, show_envvar=True,
