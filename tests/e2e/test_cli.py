@@ -159,6 +159,26 @@ def test_run_embedded_json_result(tmp_path: Path):
         assert (tmp_path / "temporal.db").is_file(), list(tmp_path.iterdir())
 
 
+def test_run_embedded_takes_the_ui_url_given(tmp_path: Path):
+    """In embedded mode too, --ui-url names the run's Web UI (as on a cluster and in `tflow webui`:
+    client.embedded.command_temporal), and with --json the server note goes to stderr."""
+    flow = write_flow(tmp_path, """
+        id: ui-link
+        namespace: e2e.cli
+        tasks:
+          - id: hello
+            type: io.kestra.plugin.core.log.Log
+            message: hi
+    """)
+    proc = run_cli("run", str(flow), "--json", "--ui-url", "http://ui.example:8080/", timeout=120, TFLOW_HOME=str(tmp_path))
+    assert proc.returncode == 0, explain(proc)
+    assert_no_traceback(proc)
+    result = json_out(proc)
+    assert result["state"] == "SUCCESS", result
+    assert result["ui_url"].startswith(f"http://ui.example:8080/namespaces/default/workflows/{result['run_id']}/"), result["ui_url"]
+    assert re.search(r"^(Starting an embedded Temporal dev server|Using the Temporal server already running)", proc.stderr, re.M), explain(proc)
+
+
 # -- 2. address mode: run, status, list ----------------------------------------------------------
 
 def test_run_status_list_with_worker_process(temporal_address: str, task_queue: str, tmp_path: Path):
