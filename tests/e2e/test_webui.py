@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -337,3 +338,34 @@ async def test_webui_serves_its_own_page_only(chromium_path: str, tmp_path: Path
     while run_id not in (runs := [row["run_id"] for row in await recent_runs(client, 10, flow_id)]) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     assert runs == [run_id], f"only the click started a run of {flow_id}: {runs}"
+
+
+async def test_webui_without_an_address_runs_what_it_starts(tmp_path: Path) -> None:
+    """No Temporal address: the page's Temporal is the embedded one (client.embedded: the dev server
+    on 127.0.0.1:7233, started or reused) with an in-process worker, so a run started from the page
+    ends SUCCESS; Ctrl-C says the worker lets running tasks finish first, and the command exits 0."""
+    flow = write_flow(tmp_path, QUICK_FLOW, "quick.yaml")
+    port = free_port()
+    process = subprocess.Popen(tflow("webui", str(flow), "--port", str(port)), cwd=REPO, env=cli_env(TFLOW_HOME=str(tmp_path)),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        note, line = process.stdout.readline(), process.stdout.readline()
+        assert note.startswith(("Starting an embedded Temporal dev server", "Using the Temporal server already running")), note
+        assert line.startswith(f"Web view at http://127.0.0.1:{port}/"), note + line
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{base}/api/runs", json={"inputs": {}}, headers={"Origin": base}) as response:
+                assert response.status == 200, await response.text()
+                run_id = (await response.json())["run_id"]
+            deadline = time.monotonic() + 30
+            state = None
+            while state != "SUCCESS" and time.monotonic() < deadline:
+                async with session.get(f"{base}/api/runs/{run_id}") as response:
+                    state = (await response.json()).get("state")
+                await asyncio.sleep(0.2)
+            assert state == "SUCCESS", state
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "Stopping: the in-process worker lets running tasks finish first" in output, output
