@@ -1,5 +1,6 @@
 """The engine: everything that runs inside the Temporal workflow sandbox — the workflow, the
-interpreter, the group scheduler, the ledger, pauses and worker-side renders.
+interpreter and what it wires (group runs, attempts, activity dispatch, template rendering,
+recording), the group scheduler, the ledger, pauses and worker-side renders.
 
 Deterministic code only; may import every other package of `temporal_flows` and `activities.api`.
 """

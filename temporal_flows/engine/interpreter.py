@@ -144,6 +144,6 @@ class Interpreter:
 
     def _task_context(self, task: Task, task_run: TaskRun, scope: Scope, rendered: dict[str, Any]) -> TaskContext:
         return TaskContext(
-            task, task_run, scope, self.max_workers, self.renderer.renderer_for(task, task_run, scope, rendered),
+            task, task_run, scope, self.max_workers, self.renderer.render_for(task, task_run, scope, rendered),
             lambda: workflow.random().random(), pauses=self.pauses, labels=self.renderer.labels, subflows=self.subflows,
         )

@@ -68,7 +68,7 @@ class Renderer:
             context["trigger"] = self.trigger
         return context
 
-    def task_context(self, task: Task, task_run: TaskRun, scope: Scope) -> dict[str, Any]:
+    def template_context(self, task: Task, task_run: TaskRun, scope: Scope) -> dict[str, Any]:
         """What a task's templates see: the flow's context, plus the task, its task run and parents."""
         parents = [
             {"taskrun": {"id": parent.id, "value": parent.value}, "task": {"id": parent.task_id}}
@@ -90,14 +90,14 @@ class Renderer:
             "currentEachOutput": lambda outputs: _current_each_output(outputs, scope.values),
         }
 
-    def renderer_for(
+    def render_for(
         self, task: Task, task_run: TaskRun, scope: Scope, rendered: dict[str, Any] | None = None
     ) -> Callable[..., Any]:
         """`TaskContext.render` for one task run: its context as it is at each render; templates
         in `rendered` (a worker rendered them) are taken from there."""
 
         def render_with(value: Any, extra: dict[str, Any] | None = None) -> Any:
-            context = self.task_context(task, task_run, scope)
+            context = self.template_context(task, task_run, scope)
             pebble = workflow.patched(PATCH_PEBBLE_TEMPLATES)
             if not pebble:
                 context.pop("flows", None)  # a run started before Pebble forms renders as it did
@@ -116,7 +116,7 @@ class Renderer:
             return None
         pebble = workflow.patched(PATCH_PEBBLE_TEMPLATES)
         found = await render_on_worker(
-            task.id, self.run_id, task_run.id, templates, self.task_context(task, task_run, context.scope), pebble,
+            task.id, self.run_id, task_run.id, templates, self.template_context(task, task_run, context.scope), pebble,
             self.redispatch_limit,
         )
         if isinstance(found, ChildResult):
