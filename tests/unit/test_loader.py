@@ -256,3 +256,23 @@ tasks:
     )
     assert any("dag `g` has a dependency cycle: `a` → `c` → `b` → `a`" in p for p in found), found
     assert any("`c` depends on `nope`, which is not a task of dag `g`" in p for p in found), found
+
+
+@pytest.mark.parametrize(("written", "shown"), [("~", "null"), ("{a: 1}", "a mapping"), ("[PT1S]", "a list")])
+def test_a_duration_written_as_null_a_mapping_or_a_list_is_a_problem_not_a_crash(written: str, shown: str):
+    found = problems_of(
+        f"""
+id: x
+namespace: y
+tasks:
+  - id: a
+    type: return
+    format: a
+    timeout: {written}
+    retry: {{type: constant, interval: {written}, maxAttempt: 2}}
+"""
+    )
+    expected = "an ISO 8601 duration like `PT5M` or a short form like `5m`, `30s`, `1h30m`"
+    assert found[0] == f"flow.yaml:8:14: `timeout` must be {expected}, got {shown}"
+    assert found[1].startswith(f"flow.yaml:9:29: retry `interval` must be {expected}, got "), found
+    assert len(found) == 2, found

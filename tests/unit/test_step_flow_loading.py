@@ -88,3 +88,13 @@ def test_cycles_self_dependencies_and_unknown_steps(tmp_path: Path) -> None:
     assert "step `authenticate` depends on itself" in messages
     assert "step `authenticate` depends on unknown step `nobody`" in messages
     assert "dependency cycle: `authenticate` → `combine` → `fetch_users` → `authenticate`" in messages
+
+
+def test_a_source_type_or_step_source_that_is_not_text_is_a_problem_not_a_crash() -> None:
+    text = "sources:\n  api: {type: [rest]}\n  etl: {type: process}\nflow:\n  - {name: s, source: {api: 1}, input: {command: ls}}\n"
+    with pytest.raises(FlowError) as raised:
+        load_flow_text(text, "odd.yaml")
+    assert [str(problem) for problem in raised.value.problems] == [
+        "odd.yaml:2:15: source `api`: unknown type `['rest']` (expected rest or process) (did you mean `rest`?)",
+        "odd.yaml:5:23: step `s`: unknown source `{'api': 1}`",
+    ]

@@ -108,7 +108,7 @@ class _StepNormalizer:
                 if key != "type":
                     self.problem(source.key_location(key), f"source `{name}`: unknown key `{key}` (expected `type`)")
             kind = source["type"]
-            if kind not in SOURCE_TASK_TYPES:
+            if not isinstance(kind, str) or kind not in SOURCE_TASK_TYPES:
                 hint = did_you_mean(str(kind), list(SOURCE_TASK_TYPES))
                 self.problem(source.value_location("type"), f"source `{name}`: unknown type `{kind}` (expected rest or process){hint}")
                 continue
@@ -138,7 +138,7 @@ class _StepNormalizer:
             if key not in STEP_KEYS:
                 self.problem(node.key_location(key), f"step `{name}`: unknown key `{key}`{did_you_mean(key, list(STEP_KEYS))}")
         source = node.get("source")
-        if source not in sources:
+        if not isinstance(source, str) or source not in sources:
             if "source" not in node:
                 self.problem(location, f"step `{name}` needs a `source`")
             else:

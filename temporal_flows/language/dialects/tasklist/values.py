@@ -55,8 +55,7 @@ def checked_property(report: Report, spec: PropertySpec, key: str, value: Any, l
         expected = _EXPECTED[spec.kind]
     ok = _CHECKS[spec.kind](value, spec)
     if not ok:
-        shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
-        report.problem(location, f"`{key}` must be {expected}, got {shown}")
+        report.problem(location, f"`{key}` must be {expected}, got {_shown(value)}")
         return INVALID
     if spec.dynamic and isinstance(value, str) and is_template(value):
         return value
@@ -71,10 +70,21 @@ def checked_property(report: Report, spec: PropertySpec, key: str, value: Any, l
     return value
 
 
+def _shown(value: Any) -> str:
+    """A wrong value as YAML's writer knows it: a mapping, a list, null, else the value itself."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return "null" if value is None else repr(value)
+
+
 def is_duration(value: Any, spec: PropertySpec | None) -> bool:
     """Whether `value` reads as a duration (or is a template of a dynamic property)."""
     if spec is not None and spec.dynamic and isinstance(value, str) and is_template(value):
         return True  # checked when it renders
+    if not isinstance(value, (str, int, float)):  # null, a mapping, a list: never a duration
+        return False
     try:
         parse_duration(value)
     except ValueError:
