@@ -9,6 +9,7 @@ deeply nested one is refused in milliseconds, naming its line, instead of eating
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -19,7 +20,9 @@ import yaml
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.events import AliasEvent, ScalarEvent
-from yaml.reader import ReaderError
+from yaml.parser import Parser
+from yaml.reader import Reader, ReaderError
+from yaml.scanner import Scanner
 from yaml.resolver import Resolver
 
 from temporal_flows.model.flow import Flow, Location
@@ -64,8 +67,8 @@ class YamlLimitError(yaml.MarkedYAMLError):
         super().__init__(problem=problem, problem_mark=mark)
 
 
-def too_big(size: str, limit: int) -> str:
-    return f"{size} bytes of YAML, over the {limit:,}-byte limit (${MAX_BYTES_ENV}); expected a smaller text"
+def too_big(size: str, limit: int, what: str = "YAML") -> str:
+    return f"{size} bytes of {what}, over the {limit:,}-byte limit (${MAX_BYTES_ENV}); expected a smaller text"
 
 
 class YMap(dict):
@@ -157,37 +160,41 @@ class _BoundedComposer(Composer):
                                  "expected fewer (write fewer aliases or split the data)", event.start_mark)
 
 
-if yaml.__with_libyaml__:
-    from yaml._yaml import CParser as _Parser  # libyaml's scanner and parser: about 3x faster
+class PurePythonLoader(_BoundedComposer, Reader, Scanner, Parser, SafeConstructor, Resolver):
+    """The bounded loader on PyYAML's own scanner and parser (where PyYAML has no libyaml)."""
 
-    class _BoundedLoader(_BoundedComposer, _Parser, SafeConstructor, Resolver):  # type: ignore[misc,valid-type]
+    def __init__(self, stream: Any):
+        self._start_bounds(stream)
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
+
+
+_BoundedLoader: type = PurePythonLoader
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser
+
+    class LibyamlLoader(_BoundedComposer, CParser, SafeConstructor, Resolver):  # type: ignore[misc,valid-type]
+        """The bounded loader on libyaml's scanner and parser: about 3x faster; the same nodes."""
+
         def __init__(self, stream: Any):
             self._start_bounds(stream)
             try:
-                _Parser.__init__(self, stream)
+                CParser.__init__(self, stream)
             except UnicodeEncodeError as error:  # a lone surrogate: refused as PyYAML's own reader does
                 raise ReaderError("<unicode string>", error.start, ord(stream[error.start]), "unicode",
                                   "special characters are not allowed") from None
             Composer.__init__(self)
             SafeConstructor.__init__(self)
             Resolver.__init__(self)
-else:  # pragma: no cover - PyYAML built without libyaml
-    from yaml.parser import Parser
-    from yaml.reader import Reader  # noqa: E402
-    from yaml.scanner import Scanner
 
-    class _BoundedLoader(_BoundedComposer, Reader, Scanner, Parser, SafeConstructor, Resolver):  # type: ignore[no-redef]
-        def __init__(self, stream: Any):
-            self._start_bounds(stream)
-            Reader.__init__(self, stream)
-            Scanner.__init__(self)
-            Parser.__init__(self)
-            Composer.__init__(self)
-            SafeConstructor.__init__(self)
-            Resolver.__init__(self)
+    _BoundedLoader = LibyamlLoader
 
 
-class FlowYamlLoader(_BoundedLoader):
+class FlowYamlLoader(_BoundedLoader):  # type: ignore[valid-type,misc]
     """Safe YAML, bounded (`YamlLimits`), with YAML 1.2 booleans as Kestra (Jackson) reads flows:
     only true/false are booleans, so `id: off` or `value: yes` stay strings instead of YAML 1.1's
     surprising False/True."""
@@ -214,16 +221,47 @@ def read_source(path: str | Path) -> str:
             shown = f"{size:,}" if size > limit else f"more than {limit:,}"  # a device or a pipe: no size
             raise FlowError([Problem(file, 1, 1, too_big(shown, limit))])
         return data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise FlowError([Problem(file, 1, 1, f"cannot read the file: {error.strerror if isinstance(error, OSError) and error.strerror else error}")]) from None
+    except OSError as error:
+        raise FlowError([Problem(file, 1, 1, f"cannot read the file: {error.strerror or error}")]) from None
+    except UnicodeDecodeError as error:
+        raise FlowError([Problem(file, 1, 1, f"cannot read the file: {error}")]) from None
+
+
+def parse_json_text(text: str) -> Any:
+    """JSON text → data, within the same `YamlLimits` as YAML (size, depth, values), so a JSON
+    input costs no more than a YAML one; `ValueError` saying which bound it passed."""
+    limits = YamlLimits.from_environment()
+    if len(text) > limits.max_bytes:
+        raise ValueError(too_big(f"{len(text.encode('utf-8', 'surrogatepass')):,}", limits.max_bytes, "JSON"))
+    try:
+        data = json.loads(text)
+    except RecursionError:  # json's own bound (the interpreter's stack) comes first for the deepest
+        raise ValueError(f"JSON nested more than {limits.max_depth} levels deep (${MAX_DEPTH_ENV})") from None
+    pending, values = [(data, 1)], 0
+    while pending:  # no recursion: the walk itself must not meet the stack's bound
+        value, depth = pending.pop()
+        values += 1
+        if values > limits.max_nodes:
+            raise ValueError(f"JSON with more than {limits.max_nodes:,} values (${MAX_NODES_ENV})")
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if items is None:
+            continue
+        if depth > limits.max_depth:
+            raise ValueError(f"JSON nested more than {limits.max_depth} levels deep (${MAX_DEPTH_ENV})")
+        pending.extend((item, depth + 1) for item in items)
+    return data
 
 
 def _location(mark: yaml.Mark, file: str) -> Location:
     return Location(file, mark.line + 1, mark.column + 1)
 
 
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class _Converter:
-    """Turns a composed YAML node tree into YMap/YList/scalars, noting duplicate keys."""
+    """Turns a composed YAML node tree into YMap/YList/scalars, noting duplicate keys, merging
+    `<<: *anchor` entries (keys written in the mapping win) and noting scalars no constructor takes."""
 
     def __init__(self, file: str):
         self.file = file
@@ -238,13 +276,20 @@ class _Converter:
             items.location = _location(node.start_mark, self.file)
             items.item_locations = [_location(item.start_mark, self.file) for item in node.value]
             return items
-        return self._constructor.construct_object(node, deep=True)
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as error:  # e.g. an unknown `!tag`, `!!int abc`
+            self._problem(_location(node.start_mark, self.file), f"invalid YAML: {error.problem}")
+            return None
 
     def _mapping(self, node: yaml.MappingNode) -> YMap:
         mapping = YMap()
         mapping.location = _location(node.start_mark, self.file)
         mapping.key_locations, mapping.value_locations = {}, {}
+        merges = [value_node for key_node, value_node in node.value if key_node.tag == MERGE_TAG]
         for key_node, value_node in node.value:
+            if key_node.tag == MERGE_TAG:
+                continue
             key = self.convert(key_node)
             key_location = _location(key_node.start_mark, self.file)
             if not isinstance(key, (str, int, float, bool)) or key is None:
@@ -258,7 +303,23 @@ class _Converter:
             mapping[key] = self.convert(value_node)
             mapping.key_locations[key] = key_location
             mapping.value_locations[key] = _location(value_node.start_mark, self.file)
+        for merged in merges:
+            self._merge(mapping, merged)
         return mapping
+
+    def _merge(self, mapping: YMap, merged: yaml.Node) -> None:
+        """`<<: *a` or `<<: [*a, *b]`: the keys of a (then b) the mapping does not have yet."""
+        sources = merged.value if isinstance(merged, yaml.SequenceNode) else [merged]
+        for source in sources:
+            if not isinstance(source, yaml.MappingNode):
+                self._problem(_location(source.start_mark, self.file), "`<<` merges a mapping or a list of mappings")
+                continue
+            converted = self._mapping(source)
+            for key, value in converted.items():
+                if key not in mapping:
+                    mapping[key] = value
+                    mapping.key_locations[key] = converted.key_locations[key]
+                    mapping.value_locations[key] = converted.value_locations[key]
 
     def _problem(self, location: Location, message: str) -> None:
         self.problems.append(Problem(location.file, location.line, location.column, message))
