@@ -16,6 +16,7 @@ from temporalio.service import RPCError
 from activities.task_runners import WORKER_TASK_RUNNERS
 from client.connection import ConnectionConfigError, TemporalUnreachable
 from client.subflows import resolve_subflows
+from client.worker_log import LOG_FORMAT, configure_logging
 from temporal_flows.language.loader import LoadedFlow, load_flow
 from temporal_flows.language.validate import not_runnable_yet
 from temporal_flows.model.problems import FlowError
@@ -100,19 +101,12 @@ async def until_interrupted() -> None:
     await stop.wait()
 
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
 def log_to_console(level: int = logging.INFO) -> None:
     """A serving command's own logs (a worker's: task logs and Temporal's) on stderr."""
     logging.basicConfig(level=level, format=LOG_FORMAT)
 
 
 def log_to_file(path: Path, level: int = logging.INFO) -> None:
-    """`tflow run`'s in-process worker: keep its logs (task output included) out of the progress view."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+    """`tflow run`'s in-process worker: keep its logs out of the progress view, in a file rotated
+    like `tflow worker --log-file`'s (client.worker_log defaults)."""
+    configure_logging(path, level=level)

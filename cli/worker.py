@@ -16,10 +16,11 @@ from typing import List, Optional
 import typer
 
 from activities.storage import STORAGE_ENV
-from cli.common import ExitCode, check_task_runner, fail, log_to_console, run_async
+from cli.common import ExitCode, check_task_runner, fail, run_async
 from cli.options import Address, Namespace, Profile, TaskRunner
 from client.connection import Connection, connect
 from client.worker import create_worker
+from client.worker_log import LOG_BACKUPS, LOG_LEVELS, LOG_MAX_BYTES, configure_logging
 from temporal_flows.metadata import DEFAULT_TASK_QUEUE
 
 def register(app: typer.Typer) -> None:
@@ -41,16 +42,25 @@ def worker(
         None, "--storage", envvar=STORAGE_ENV, show_envvar=True,
         help="Directory of the runs' big values and output files (default: <data dir>/storage); workers on several machines share one mount.",
     ),
+    log_file: Optional[Path] = typer.Option(
+        None, "--log-file", envvar="TFLOW_WORKER_LOG", show_envvar=True,
+        help="Write the worker's log to this file, rotated by size (default: stderr, not rotated).",
+    ),
+    log_max_bytes: int = typer.Option(LOG_MAX_BYTES, "--log-max-bytes", min=0, help="Rotate --log-file before it passes this many bytes (10 MiB; 0: never)."),
+    log_backups: int = typer.Option(LOG_BACKUPS, "--log-backups", min=0, help="Rotated files kept beside --log-file (FILE.1 is the newest)."),
+    log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR. INFO: one line per task run; DEBUG adds every line a task prints."),
 ) -> None:
     """Run flows and their tasks from one or more task queues until interrupted."""
     check_task_runner(task_runner)
     queues = list(dict.fromkeys(task_queues or [DEFAULT_TASK_QUEUE]))
     if any(not queue.strip() for queue in queues):
         raise fail("--task-queue: a task queue name cannot be empty", ExitCode.INVALID)
+    if log_level.upper() not in LOG_LEVELS:
+        raise fail(f"--log-level: expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}", ExitCode.INVALID)
     connection = Connection.of(address, namespace, queues[0], profile=profile)
     if storage_dir is not None:
         os.environ[STORAGE_ENV] = str(storage_dir)  # read by create_worker (client.worker.storage_root)
-    log_to_console()
+    configure_logging(log_file, level=log_level.upper(), max_bytes=log_max_bytes, backups=log_backups)
     run_async(_serve(connection, queues, max_concurrent_tasks, drain_timeout, task_runner))
 
 

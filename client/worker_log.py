@@ -33,7 +33,7 @@ TASK_RUN_ACTIVITIES = frozenset({COMMANDS_ACTIVITY, SCRIPT_ACTIVITY, HTTP_ACTIVI
 log = logging.getLogger("tflow.worker")
 
 
-def configure_logging(log_file: Path | None = None, *, level: str = "INFO", max_bytes: int = LOG_MAX_BYTES,
+def configure_logging(log_file: Path | None = None, *, level: int | str = "INFO", max_bytes: int = LOG_MAX_BYTES,
                       backups: int = LOG_BACKUPS) -> None:
     """Send this process's logging to `log_file` (rotated at `max_bytes`, `backups` old files kept;
     max_bytes 0 never rotates) or, without one, to stderr; at `level` (DEBUG adds task output)."""
