@@ -4,7 +4,9 @@
 group, streams stdout/stderr line by line, heartbeats while it waits, and on cancellation stops the
 whole group (SIGTERM, a grace period, then SIGKILL). If the worker itself dies (even by SIGKILL), the
 supervisor's lifeline — a pipe whose only write end the worker holds — reads end-of-file and the
-supervisor's watcher SIGKILLs the group, grandchildren included.
+supervisor's watcher SIGKILLs the group, grandchildren included. Processes that leave the group
+(`setsid`, a double fork) are still the task's: its scope (activities.containment, a cgroup or a
+token) is killed with it, at its end and at the worker's death alike.
 
 No Python code runs between fork and exec (no `preexec_fn`): in a multi-threaded worker a forked
 child that runs Python can hang forever on a lock another thread held at fork time. The lifeline
