@@ -9,6 +9,7 @@ text, JSON/YAML parsed into data), so resolving them again gives the same values
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -18,7 +19,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from temporal_flows.language.source import FlowYamlLoader
+from temporal_flows.language.source import FlowYamlLoader, YamlLimitError, parse_json_text
 from temporal_flows.model.durations import parse_duration
 from temporal_flows.model.problems import did_you_mean
 
@@ -79,14 +80,15 @@ def _int(value: Any, _: Mapping[str, Any]) -> int:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
-        return int(value.strip())
+        with contextlib.suppress(ValueError):  # past Python's 4,300 digits
+            return int(value.strip())
     raise InvalidValue("a whole number")
 
 
 def _float(value: Any, _: Mapping[str, Any]) -> float:
     try:
         number = float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else math.nan
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an int past a float's range
         number = math.nan
     if not math.isfinite(number):
         raise InvalidValue("a number")
@@ -178,13 +180,26 @@ def _parsed(value: Any, parse: Callable[[str], Any], expected: str) -> Any:
         return _as_json_form(value)
     try:
         parsed = parse(value)
+    except YamlLimitError as error:  # past a reading bound (size, depth, values): say which
+        raise InvalidValue(f"{expected} within the reading bounds ({error.problem})") from None
     except (ValueError, yaml.YAMLError):
         raise InvalidValue(expected) from None
     return value if isinstance(parsed, str) else _as_json_form(parsed)
 
 
 def _json(value: Any, _: Mapping[str, Any]) -> Any:
-    return _parsed(value, json.loads, "JSON text")
+    return _parsed(value, _bounded_json, "JSON text")
+
+
+def _bounded_json(text: str) -> Any:
+    """JSON text held to the YAML reading bounds (`parse_json_text`); a bound passed is a
+    `YamlLimitError`, as it is for YAML text, and no nesting reaches Python's recursion limit."""
+    try:
+        return parse_json_text(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError as error:
+        raise YamlLimitError(str(error)) from None
 
 
 def _yaml(value: Any, _: Mapping[str, Any]) -> Any:
@@ -195,7 +210,11 @@ def _instant(moment: datetime) -> str:
     """A moment as UTC ISO-8601 text with `Z` (no zone given means UTC)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    try:
+        moment = moment.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 9999-12-31T23:00:00-05:00
+        raise InvalidValue("a date-time that stays within the years 1 to 9999 in UTC") from None
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _parse_datetime(value: Any) -> datetime:
@@ -232,7 +251,7 @@ def _parse_seconds(value: Any) -> float:
         seconds = parse_duration(value) if isinstance(value, (str, int, float)) else -1.0
     except ValueError:
         seconds = -1.0
-    if seconds < 0:
+    if not math.isfinite(seconds) or seconds < 0:
         raise InvalidValue("an ISO-8601 duration like PT5M (or 5m, 30s, 1h30m)")
     return seconds
 
@@ -326,9 +345,14 @@ def _violation(type_name: str, value: Any, declaration: Mapping[str, Any]) -> st
     return "a value " + " and ".join(limit for limit in limits if limit)
 
 
+def _number(value: Any) -> int | float:
+    """A number compared as it is: Python compares ints and floats exactly, with no float overflow."""
+    return value if isinstance(value, (int, float)) else float(value)
+
+
 _BOUNDS: dict[str, tuple[str, str, Callable[[Any], Any], bool]] = {
-    "INT": ("min", "max", float, False),
-    "FLOAT": ("min", "max", float, False),
+    "INT": ("min", "max", _number, False),
+    "FLOAT": ("min", "max", _number, False),
     "DURATION": ("min", "max", _parse_seconds, False),
     "DATETIME": ("after", "before", _parse_datetime, True),
     "DATE": ("after", "before", _parse_date, True),

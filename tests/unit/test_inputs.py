@@ -206,3 +206,46 @@ def test_outputs_render_coerce_and_fail_naming_the_output():
         render_outputs(declared, {"outputs": {"t": {"value": "x"}}})
     with pytest.raises(OutputError, match=r"output `n`: cannot render `\{\{ outputs.t.value \}\}`"):
         render_outputs(declared, {"outputs": {}})
+
+
+@pytest.mark.parametrize(
+    "declaration, given, expected",
+    [
+        ({"type": "INT", "max": 10}, "1" + "0" * 400, "expected a value at most 10"),
+        ({"type": "INT", "max": 2**53}, 2**53 + 1, f"expected a value at most {2**53}"),  # exact, not as floats
+        ({"type": "INT"}, "1" * 5000, "expected a whole number"),
+        ({"type": "FLOAT"}, 10**400, "expected a number"),
+        ({"type": "DURATION"}, float("inf"), "expected an ISO-8601 duration"),
+        ({"type": "DURATION"}, "9" * 400 + "S", "expected an ISO-8601 duration"),
+        ({"type": "DATETIME"}, "9999-12-31T23:59:59-05:00", "expected a date-time that stays within the years 1 to 9999 in UTC"),
+        ({"type": "JSON"}, "[" * 50_000 + "]" * 50_000,
+         "expected JSON text within the reading bounds (JSON nested more than 100 levels deep"),
+        ({"type": "YAML"}, "[" * 101 + "]" * 101,
+         "expected YAML text within the reading bounds (mappings and lists nested more than 100 levels deep"),
+    ],
+    ids=["int-past-max", "int-exact-max", "int-digits", "float-range", "duration-inf", "duration-digits", "datetime-utc",
+         "json-depth", "yaml-depth"],
+)
+def test_values_past_a_range_or_a_nesting_bound_are_input_errors_not_crashes(declaration, given, expected):
+    """Resolving runs inside the workflow too: past a range it must fail with InputError, never raise
+    OverflowError or RecursionError (a workflow task failure that would leave the run stuck)."""
+    with pytest.raises(InputError) as raised:
+        resolve_inputs([{"id": "v", **declaration}], {"v": given})
+    [message] = raised.value.messages
+    assert expected in message, message
+
+
+def test_big_whole_numbers_resolve_exactly_within_their_bounds():
+    huge = "1" + "0" * 400
+    assert resolve_inputs([{"id": "v", "type": "INT", "min": 1}], {"v": huge}) == {"v": 10**400}
+    assert resolve_inputs([{"id": "v", "type": "INT", "max": 2**53}], {"v": 2**53}) == {"v": 2**53}
+
+
+def test_a_declared_bound_out_of_range_is_a_problem_at_its_place():
+    text = "id: f\nnamespace: n\ninputs:\n  - id: d\n    type: DURATION\n    min: .inf\n  - id: i\n    type: INT\n    max: '" + "1" * 5000 + "'\ntasks:\n  - id: t\n    type: return\n    format: x\n"
+    with pytest.raises(FlowError) as raised:
+        load_flow_text(text, "f.yaml")
+    assert [str(problem) for problem in raised.value.problems] == [
+        "f.yaml:6:10: input `d` (DURATION): `min` must be an ISO-8601 duration like PT5M (or 5m, 30s, 1h30m), got inf",
+        "f.yaml:9:10: input `i` (INT): `max` must be a whole number, got '" + "1" * 76 + "...",
+    ]
