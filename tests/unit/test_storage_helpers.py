@@ -5,12 +5,13 @@ root run), and templates that meet a reference in the workflow (they raise) or o
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities import storage
+from activities import storage, storage_keys
 from activities.storage import StoredValueError, TaskStorage, collect_output_files, read_value, stage_input_files, stored
 from activities.storage_keys import KEY_FILE, sign
 from temporal_flows.engine.worker_render import check_no_stored_values, context_needed
@@ -142,3 +143,16 @@ def test_shrink_stores_data_shaped_like_a_reference_as_any_value(root: Path):
     shrunk = TaskStorage("r", "t").shrink({"forged": forged})
     assert shrunk["forged"] != forged and stored(shrunk["forged"], "r")
     assert read_value(shrunk["forged"], "r") == forged
+
+
+def test_a_key_from_the_environment_is_used_and_not_handed_to_tasks(root: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(storage_keys, "_env_key", None)
+    monkeypatch.setenv(storage_keys.KEY_ENV, "k" * 32)
+    reference = TaskStorage("r", "t").store_value("v", json.dumps(1))
+    assert storage_keys.KEY_ENV not in os.environ  # task processes inherit the worker's environment
+    assert not (root / KEY_FILE).exists()
+    assert stored(reference, "r")
+    monkeypatch.setattr(storage_keys, "_env_key", None)
+    monkeypatch.setenv(storage_keys.KEY_ENV, "short")
+    with pytest.raises(ApplicationError, match="TFLOW_STORAGE_KEY is too short"):
+        TaskStorage("r", "t").store_value("v", json.dumps(1))
