@@ -92,6 +92,7 @@ def task_runner(report: Report, value: Any, location: Location) -> Any:
 
 
 def _check_retry_value(kind: str, value: Any) -> Any:
+    """One retry property's value by its kind (`RETRY_PROPERTIES`), normalized; INVALID when it does not fit."""
     if kind == "duration":
         return parse_duration(value) if is_duration(value, None) else INVALID
     if kind == "attempts":

@@ -72,6 +72,7 @@ def _flow(report: Report, root: YMap) -> Flow | None:
 
 
 def _check_flow_keys(report: Report, root: YMap) -> None:
+    """Every root key is a flow property: an unknown one gets the closest name, a known Kestra one "not yet"."""
     for key in root:
         if key in FLOW_KEYS:
             continue

@@ -12,6 +12,8 @@ from temporal_flows.model.problems import Problem
 
 @dataclass
 class Report:
+    """One file's problems and source map, passed to every check so each adds where it finds."""
+
     file: str
     problems: list[Problem] = field(default_factory=list)
     source_map: SourceMap = field(default_factory=SourceMap)
