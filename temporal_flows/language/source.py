@@ -281,6 +281,9 @@ class _Converter:
         except yaml.constructor.ConstructorError as error:  # e.g. an unknown `!tag`, `!!int abc`
             self._problem(_location(node.start_mark, self.file), f"invalid YAML: {error.problem}")
             return None
+        except (ValueError, OverflowError) as error:  # e.g. an integer past Python's 4,300 digits
+            self._problem(_location(node.start_mark, self.file), f"invalid YAML: a scalar no value can hold ({error})")
+            return None
 
     def _mapping(self, node: yaml.MappingNode) -> YMap:
         mapping = YMap()

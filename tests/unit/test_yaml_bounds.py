@@ -126,3 +126,12 @@ def test_json_text_is_held_to_the_same_bounds():
         with pytest.raises(ValueError, match=bound):
             parse_json_text(text)
         assert time.process_time() - started < 0.5
+
+
+def test_an_integer_past_pythons_digit_limit_is_a_problem_at_its_line():
+    text = "id: x\nnamespace: a\ntasks:\n  - id: t\n    type: return\n    format: " + "9" * 5000 + "\n"
+    with pytest.raises(FlowError) as refused:
+        parse_yaml(text, "big.yaml")
+    problem = refused.value.problems[0]
+    assert (problem.line, problem.column) == (6, 13)
+    assert "4300 digits" in problem.message
