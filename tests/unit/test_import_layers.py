@@ -179,3 +179,10 @@ def test_every_package_says_what_belongs_there(package: Path):
     init = package / "__init__.py"
     assert init.is_file(), f"{package.relative_to(ROOT)} has no __init__.py"
     assert ast.get_docstring(ast.parse(init.read_text())), f"{init.relative_to(ROOT)} has no docstring"
+
+
+def test_an_import_inside_a_function_counts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from client.runs import start_run\n")
+    monkeypatch.setitem(MODULES, "temporal_flows.language.m", module)
+    assert "client.runs" in imports_of("temporal_flows.language.m")
