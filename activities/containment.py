@@ -336,7 +336,7 @@ class TaskScope:
         if self.supervisor is not None:
             _supervisors.discard(self.supervisor)
         if self.cgroup is not None and self.pool is not None:
-            if clean and not _cgroup_pids(self.cgroup):
+            if clean:  # kill_all saw it empty, and nothing can join it from outside
                 self.pool.release(self.cgroup)
             else:
                 log.warning("processes of a task survived SIGKILL in %s; that cgroup is not reused", self.cgroup)

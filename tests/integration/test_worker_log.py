@@ -89,3 +89,33 @@ async def test_task_output_is_in_the_workers_debug_log_which_rotates(client: Cli
     assert [path.name for path in files] == ["worker.log", "worker.log.1", "worker.log.2"]
     assert all(path.stat().st_size <= MAX_BYTES for path in files)
     assert f"DEBUG temporalio.activity: {lines} (" in worker_log.read_text() + (tmp_path / "worker.log.1").read_text()
+
+
+async def test_each_task_run_is_one_info_line_with_its_state(client: Client, worker: str, worker_log: Path,
+                                                            tmp_path: Path) -> None:
+    set_level(logging.INFO)
+    path = write_flow(tmp_path, """
+        id: states
+        namespace: tests
+        tasks:
+          - id: all
+            type: parallel
+            tasks:
+              - id: fine
+                type: commands
+                commands: ["echo fine"]
+              - id: broken
+                type: commands
+                commands: ["echo broken; exit 3"]
+              - id: slow
+                type: commands
+                timeout: PT1S
+                commands: ["sleep 30"]
+        """)
+    handle = await start_run(client, load_flow(path), task_queue=worker)
+    assert (await wait_result(handle))["state"] == "FAILED"
+    mine = [line.split(" INFO tflow.worker: ", 1)[1] for line in worker_log.read_text().splitlines()
+            if handle.id in line and " INFO tflow.worker: " in line]  # the SDK warns of each failure too
+    states = sorted(line.split(" in ")[0] for line in mine)
+    assert states == ["task broken tflow.commands: FAILED", "task fine tflow.commands: SUCCESS",
+                      "task slow tflow.commands: FAILED (timed out)"], mine
