@@ -80,6 +80,9 @@ class CommandsRequest:
     """`outputFiles`: globs (relative to the working directory) whose matches are kept in the run's storage."""
     root_run_id: str = ""
     """The run at the top of this run's subflow calls ("" = `run_id`): stored values are bound to it."""
+    masked: list[str] = field(default_factory=list)
+    """Values the worker masks (`****`) in the task's output, result and errors: the run's SECRET input
+    values this request holds (`activities.secrets`)."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,9 @@ class HttpRequest:
     """Output extractors ({name, type, value}) applied to the response body."""
     root_run_id: str = ""
     """The run at the top of this run's subflow calls ("" = `run_id`): stored values are bound to it."""
+    masked: list[str] = field(default_factory=list)
+    """Values the worker masks (`****`) in the task's output, result and errors: the run's SECRET input
+    values this request holds (`activities.secrets`)."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,9 @@ class ScriptRequest:
     """`outputFiles`, as for `commands`: matches kept in the run's storage."""
     root_run_id: str = ""
     """The run at the top of this run's subflow calls ("" = `run_id`): stored values are bound to it."""
+    masked: list[str] = field(default_factory=list)
+    """Values the worker masks (`****`) in the task's output, result and errors: the run's SECRET input
+    values this request holds (`activities.secrets`)."""
 
 
 RENDER_ACTIVITY = "tflow.render"

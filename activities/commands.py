@@ -1,7 +1,10 @@
 """The shell `commands` runnable: one shell, `set -e`, Kestra's `::{json}::` output protocol.
 
 The process runs under :func:`activities.processes.run_supervised`, so it heartbeats, dies with a
-SIGKILLed worker, and is stopped as a whole process group when the activity is cancelled.
+SIGKILLed worker, and is stopped as a whole process group when the activity is cancelled. Its script
+(with its secrets resolved, `activities.secrets`) reaches the interpreter as a 0600 file in the
+working directory, never as an argument (which `ps` shows every user); its environment is the
+allow-listed one (`activities.secrets.task_environment`).
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from temporalio.exceptions import ApplicationError
 from activities.api import COMMANDS_ACTIVITY, CommandsRequest, CommandsResult
 from activities.bounds import RESULT_LIMIT_BYTES, check_result_size, result_size
 from activities.extracting import TextCapture, apply_extractors
-from activities.processes import ProcessOutcome, run_supervised
+from activities.processes import INLINE_SH, ProcessOutcome, run_supervised
 from activities.protocol import ProtocolState
+from activities.secrets.task import TaskSecrets
+from activities.secrets.worker import task_environment
 from activities.storage import root_run_of, stage_input_files, with_storage
 from activities.task_log import TaskLog
 from activities.task_runners import check_runner, launch_command, remove_container
@@ -33,6 +38,12 @@ HEARTBEAT_EVERY = 1.0
 """Seconds between heartbeats; the SDK throttles what it actually sends to the server."""
 MESSAGE_LINES = 3
 MESSAGE_CHARS = 2000
+SCRIPT_FILE = ".tflow-script"
+"""The script's file in the working directory (another name when that one is taken, e.g. by a task
+sharing a given working directory); removed as soon as the process ends."""
+SCRIPT_FLAGS = ("-c", "-e")
+"""An interpreter's last argument that takes the script as text (`sh -c`, `node -e`): dropped, the
+interpreter gets the script's file instead (`bash -c` → `bash ./.tflow-script`)."""
 
 
 def build_script(request: CommandsRequest) -> str:
@@ -40,14 +51,28 @@ def build_script(request: CommandsRequest) -> str:
     return ("set -e\n" if request.fail_fast else "") + "\n".join([*request.before_commands, *request.commands])
 
 
-def build_env(request: CommandsRequest) -> dict[str, str] | None:
-    """The worker's environment plus the task's `env` (values as strings); None (inherit the
-    worker's environment, no copy) when the task sets none."""
-    if not request.env:
-        return None
-    env = dict(os.environ)
-    env.update({str(key): str(value) for key, value in request.env.items()})
-    return env
+def write_script(workdir: str, script: str) -> str:
+    """Write `script` to a new 0600 file in `workdir`; its name (relative to `workdir`)."""
+    path = os.path.join(workdir, SCRIPT_FILE)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        fd, path = tempfile.mkstemp(prefix=SCRIPT_FILE + "-", dir=workdir)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(script)
+    return os.path.basename(path)
+
+
+def script_command(interpreter: list[str], name: str) -> list[str]:
+    """The command running the script file `name` (in the working directory) with `interpreter`:
+    `/bin/sh -c` sources it (`. ./name`, which the supervising shell runs itself, see
+    activities.processes), `X -c` runs `X ./name`, any other interpreter gets `./name` last."""
+    relative = f"./{name}"
+    if tuple(interpreter) == INLINE_SH:
+        return [*INLINE_SH, f". {relative}"]
+    if interpreter[-1] in SCRIPT_FLAGS:
+        return [*interpreter[:-1], relative]
+    return [*interpreter, relative]
 
 
 @dataclass
@@ -153,28 +178,53 @@ def _signal_name(number: int) -> str:
         return str(number)
 
 
-async def _execute(request: CommandsRequest, workdir: str) -> CommandsResult:
-    """Run the script and turn its outcome into a result, or a non-retryable ApplicationError."""
+async def _execute(request: CommandsRequest, workdir: str, secrets: TaskSecrets) -> CommandsResult:
+    """Run the script (secrets resolved, from its file) and turn its outcome into a result, or a
+    non-retryable ApplicationError."""
     state, log, bound = ProtocolState(), TaskLog(), _OutputBound()
     stdout = TextCapture("stdout") if request.output else None  # what output extractors read
-    stage_input_files(workdir, request.input_files, root_run_of(request))
-    argv, env = launch_command(request.task_runner, request.task_run_id, [*request.interpreter, build_script(request)],
-                               workdir, request.env, build_env(request))
+    stage_input_files(workdir, secrets.resolve_data(request.input_files), root_run_of(request))
+    task_env = {str(key): secrets.resolve(str(value)) for key, value in request.env.items()}
+    script = write_script(workdir, secrets.resolve(build_script(request)))
+    try:
+        argv, env = launch_command(request.task_runner, request.task_run_id, script_command(request.interpreter, script),
+                                   workdir, task_env, task_environment(task_env))
+        outcome = await _supervise(request, workdir, argv, env, _Watch(state, log, bound, stdout), secrets)
+    finally:
+        _remove_file(os.path.join(workdir, script))
+    return await _finish(request, workdir, _result(outcome, state, log), stdout)
+
+
+@dataclass
+class _Watch:
+    """What reads a running task's output: its protocol state, its log, its bound, its captured stdout."""
+
+    state: ProtocolState
+    log: TaskLog
+    bound: _OutputBound
+    stdout: TextCapture | None
+
+
+async def _supervise(request: CommandsRequest, workdir: str, argv: list[str], env: dict[str, str] | None,
+                     watch: _Watch, secrets: TaskSecrets) -> ProcessOutcome:
+    """The process's outcome, or the task's failure (timeout, an output bound passed, no such program)."""
+    state, log, bound = watch.state, watch.log, watch.bound
     on_stdout = _on_stdout(state, log, bound)
     supervised = run_supervised(
         argv,
         cwd=workdir,
         env=env,
-        on_stdout=stdout.watching(on_stdout) if stdout else on_stdout,
+        on_stdout=watch.stdout.watching(on_stdout) if watch.stdout else on_stdout,
         on_stderr=_on_stderr(state, log, bound),
         heartbeat=activity.heartbeat,
         heartbeat_every=HEARTBEAT_EVERY,
         inline_sh=True,
+        mask=secrets.mask if secrets.masking else None,
     )
     try:
         # The task's own `timeout` is enforced here (the process group is killed on expiry), so it
         # fails the task for good instead of looking like a dead worker to Temporal.
-        outcome = await asyncio.wait_for(_unless_bound_passed(supervised, bound), timeout=request.timeout_s)
+        return await asyncio.wait_for(_unless_bound_passed(supervised, bound), timeout=request.timeout_s)
     except asyncio.CancelledError:
         await remove_container(argv, env)
         raise
@@ -184,12 +234,18 @@ async def _execute(request: CommandsRequest, workdir: str) -> CommandsResult:
                                type="Timeout", non_retryable=True) from None
     except OSError as exc:
         raise ApplicationError(f"Cannot run the command: {exc}", type="CommandError",
-                               non_retryable=True) from exc
+                               non_retryable=True) from None
     except _BoundPassed as passed:
         await remove_container(argv, env)
         raise ApplicationError(passed.error.message, to_wire(CommandsResult(exit_code=-1, log_lines=log.entries())),
                                type=passed.error.type, non_retryable=True) from None
-    return await _finish(request, workdir, _result(outcome, state, log), stdout)
+
+
+def _remove_file(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 async def _finish(request: CommandsRequest, workdir: str, result: CommandsResult, stdout: TextCapture | None) -> CommandsResult:
@@ -242,22 +298,29 @@ async def _stopped(running: asyncio.Future[ProcessOutcome]) -> None:
 
 @activity.defn(name=COMMANDS_ACTIVITY)
 async def run_commands(request: CommandsRequest) -> CommandsResult:
-    """Run a `commands` task in its working directory (a fresh temporary one unless given).
+    """Run a `commands` task in its working directory (a fresh temporary one unless given)."""
+    return await run_commands_with(request, TaskSecrets.of(request))
+
+
+async def run_commands_with(request: CommandsRequest, secrets: TaskSecrets) -> CommandsResult:
+    """`run_commands` with the task run's secrets (`activities.secrets`): resolved before use, masked
+    in its result and errors.
 
     Every error ends the task: anything but an ApplicationError or a cancellation (a NUL byte in
     `env`, a failing mkdtemp, a broken output callback...) fails it once, non-retryably, as
     `ApplicationError("<Type>: <message>", type="<Type>")`; only a lost worker is retried.
     """
     try:
-        return await _run(request)
-    except ApplicationError:
-        raise
+        return secrets.mask_result(await _run(request, secrets))
+    except ApplicationError as error:
+        raise secrets.masked_error(error) from None
     except Exception as exc:  # noqa: BLE001 - asyncio.CancelledError is a BaseException: it propagates
         kind = type(exc).__name__
-        raise ApplicationError(f"{kind}: {exc}" if str(exc) else kind, type=kind, non_retryable=True) from exc
+        raise secrets.masked_error(ApplicationError(f"{kind}: {exc}" if str(exc) else kind, type=kind,
+                                                    non_retryable=True)) from None
 
 
-async def _run(request: CommandsRequest) -> CommandsResult:
+async def _run(request: CommandsRequest, secrets: TaskSecrets) -> CommandsResult:
     if not request.interpreter:
         raise ApplicationError("A commands task needs an interpreter", type="CommandError",
                                non_retryable=True)
@@ -265,7 +328,7 @@ async def _run(request: CommandsRequest) -> CommandsResult:
     owned = request.working_directory is None
     workdir = tempfile.mkdtemp(prefix="tflow-") if owned else _given_workdir(request.working_directory)
     try:
-        return await _execute(request, workdir)
+        return await _execute(request, workdir, secrets)
     finally:
         if owned:
             _remove_workdir(workdir)

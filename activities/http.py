@@ -19,6 +19,7 @@ from activities.api import HTTP_ACTIVITY, HttpRequest, HttpResult
 from activities.bounds import RESULT_LIMIT_BYTES, check_result_size, json_loads, result_size
 from activities.extracting import apply_extractors
 from activities.heartbeating import heartbeating
+from activities.secrets.task import TaskSecrets
 from activities.storage import TaskStorage
 from activities.wire import to_wire
 from temporal_flows.expressions.extractors import excerpt
@@ -35,18 +36,37 @@ EXCERPT_CHARS = 500
 async def run_http(request: HttpRequest) -> HttpResult:
     """Send the request; its response, or a non-retryable ApplicationError saying why not: any
     other error (a storage write failing...) ends the task once too, as `<Type>: <message>`, since
-    a retry by Temporal would send the request again; only a lost worker is re-dispatched."""
+    a retry by Temporal would send the request again; only a lost worker is re-dispatched.
+    Its secrets are resolved just before sending and masked in the result and errors, whose URLs
+    lose their query strings (`activities.secrets`)."""
+    secrets = TaskSecrets.of(request)
     async with heartbeating(HEARTBEAT_EVERY):
         try:
-            return await asyncio.wait_for(_exchange(request), timeout=request.timeout_s)
+            resolved = resolved_request(request, secrets)
+            return secrets.mask_result(await asyncio.wait_for(_exchange(resolved), timeout=request.timeout_s))
         except asyncio.TimeoutError:  # before OSError: TimeoutError is an OSError since 3.11
-            raise ApplicationError(f"Task timed out after {request.timeout_s:g}s waiting for {request.uri}",
-                                   type="Timeout", non_retryable=True) from None
-        except ApplicationError:
-            raise
+            raise secrets.masked_error(ApplicationError(
+                f"Task timed out after {request.timeout_s:g}s waiting for {request.uri}",
+                type="Timeout", non_retryable=True)) from None
+        except ApplicationError as error:
+            raise secrets.masked_error(error) from None
         except Exception as exc:  # noqa: BLE001 - asyncio.CancelledError is a BaseException: it propagates
             kind = type(exc).__name__
-            raise ApplicationError(f"{kind}: {exc}" if str(exc) else kind, type=kind, non_retryable=True) from exc
+            raise secrets.masked_error(ApplicationError(f"{kind}: {exc}" if str(exc) else kind, type=kind,
+                                                        non_retryable=True)) from None
+
+
+def resolved_request(request: HttpRequest, secrets: TaskSecrets) -> HttpRequest:
+    """`request` with its secrets' placeholders replaced (URL, headers, body, form, auth)."""
+    return dataclasses.replace(
+        request,
+        uri=secrets.resolve(request.uri),
+        headers=secrets.resolve_data(request.headers),
+        body=secrets.resolve_data(request.body),
+        json_body=secrets.resolve_data(request.json_body),
+        form=secrets.resolve_data(request.form),
+        auth=secrets.resolve_data(request.auth),
+    )
 
 
 async def _exchange(request: HttpRequest) -> HttpResult:

@@ -222,9 +222,11 @@ class _LineSplitter:
     """Turns pipe chunks into decoded lines for one stream; callback errors are kept, not raised,
     so a buggy callback can neither stall the pipe nor lose the process."""
 
-    def __init__(self, on_line: LineCallback | None, errors: list[BaseException]) -> None:
+    def __init__(self, on_line: LineCallback | None, errors: list[BaseException],
+                 mask: Callable[[str], str] | None = None) -> None:
         self.tail = LineTail()
         self._on_line = on_line
+        self._mask = mask
         self._errors = errors
         self._buf = bytearray()
 
@@ -254,6 +256,8 @@ class _LineSplitter:
 
     def _emit(self, raw: bytes | bytearray) -> None:
         line = raw.decode("utf-8", errors="replace").removesuffix("\r")
+        if self._mask is not None:
+            line = self._mask(line)
         consumed = False
         if self._on_line is not None:
             try:
@@ -269,9 +273,9 @@ class _SupervisedProtocol(asyncio.SubprocessProtocol):
     would also wait for every pipe to close, which a straggler holding stdout can delay forever."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, on_stdout: LineCallback | None,
-                 on_stderr: LineCallback | None) -> None:
+                 on_stderr: LineCallback | None, mask: Callable[[str], str] | None = None) -> None:
         self.errors: list[BaseException] = []
-        self.streams = {1: _LineSplitter(on_stdout, self.errors), 2: _LineSplitter(on_stderr, self.errors)}
+        self.streams = {1: _LineSplitter(on_stdout, self.errors, mask), 2: _LineSplitter(on_stderr, self.errors, mask)}
         self.exited: asyncio.Future[None] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
 
@@ -384,6 +388,7 @@ async def run_supervised(
     heartbeat_every: float = 1.0,
     grace: float | None = None,
     inline_sh: bool = False,
+    mask: Callable[[str], str] | None = None,
 ) -> ProcessOutcome:
     """Run `argv` in its own process group and wait for it; see the module docstring.
 
@@ -393,6 +398,7 @@ async def run_supervised(
     group or not (see activities.containment).
     `inline_sh`: when `argv` is `/bin/sh -c SCRIPT`, the supervising shell runs SCRIPT in a forked
     subshell (one exec less; the same guarantees), where `$$` is the group leader's pid and `$PPID` the worker's.
+    `mask`: applied to each output line before anything sees it (callbacks, tails), e.g. to hide secrets.
     """
     if not argv:
         raise ValueError("run_supervised needs a command")
@@ -400,7 +406,7 @@ async def run_supervised(
     if cwd is not None and not os.path.isdir(cwd):
         raise FileNotFoundError(2, "No such directory", cwd)
     loop = asyncio.get_running_loop()
-    protocol = _SupervisedProtocol(loop, on_stdout, on_stderr)
+    protocol = _SupervisedProtocol(loop, on_stdout, on_stderr, mask)
     scope = task_scope()
     try:
         transport = await _spawn(protocol, argv, cwd, scope.environment(env), inline_sh, scope.supervisor_arg())

@@ -18,7 +18,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.api import DOCKER_RUNNER, SCRIPT_ACTIVITY, CommandsRequest, CommandsResult, ScriptRequest
-from activities.commands import run_commands
+from activities.commands import run_commands_with
+from activities.secrets.task import TaskSecrets
 from activities.task_runners import check_runner
 
 SCRIPT_FILE = "tflow_script.py"
@@ -62,17 +63,26 @@ def commands_of(request: ScriptRequest, workdir: str) -> CommandsRequest:
 
 @activity.defn(name=SCRIPT_ACTIVITY)
 async def run_script(request: ScriptRequest) -> CommandsResult:
-    """Run a `script` task in a fresh working directory, removed afterwards (one per attempt).
+    """Run a `script` task in a fresh working directory, removed afterwards (one per attempt); its
+    script's secrets are resolved when it is written, masked in what it returns (`activities.secrets`).
     Like `commands`, every error ends the task once (non-retryably); only a lost worker is retried."""
-    await check_runner(request.task_id, request.task_runner)
+    secrets = TaskSecrets.of(request)
+    try:
+        await check_runner(request.task_id, request.task_runner)
+    except ApplicationError as error:
+        raise secrets.masked_error(error) from None
     try:
         workdir = tempfile.mkdtemp(prefix="tflow-")
         try:
             if request.script is not None:
-                with open(os.path.join(workdir, SCRIPT_FILE), "w", encoding="utf-8") as file:
-                    file.write(request.script)
-            return await run_commands(commands_of(request, workdir))
+                fd = os.open(os.path.join(workdir, SCRIPT_FILE), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as file:
+                    file.write(secrets.resolve(request.script))
+            return await run_commands_with(commands_of(request, workdir), secrets)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+    except ApplicationError as error:  # a secret not found
+        raise secrets.masked_error(error) from None
     except OSError as error:  # the working directory or the script's file could not be written
-        raise ApplicationError(f"Cannot prepare the script: {error}", type="CommandError", non_retryable=True) from error
+        raise secrets.masked_error(ApplicationError(f"Cannot prepare the script: {error}", type="CommandError",
+                                                    non_retryable=True)) from None

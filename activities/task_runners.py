@@ -132,11 +132,13 @@ def docker_command(runner: TaskRunner, argv: Sequence[str], workdir: str, env_na
 
 def launch_command(runner: TaskRunner, task_run_id: str, argv: Sequence[str], workdir: str,
                    task_env: Mapping[str, str], env: Mapping[str, str] | None) -> tuple[list[str], dict[str, str] | None]:
-    """(argv, environment) that run `argv` in `workdir` with `runner`: unchanged for a process;
-    wrapped in `docker run` for Docker, the docker CLI getting the task's variables to pass on."""
+    """(argv, environment) that run `argv` in `workdir` with `runner`: unchanged for a process (`env`
+    is the task's allow-listed one, `activities.secrets.task_environment`); wrapped in `docker run`
+    for Docker, where the docker CLI (the worker's tool: it may need DOCKER_*, proxies, its config)
+    gets the worker's environment plus the task's variables, and passes on only those, by name."""
     if runner.type == PROCESS_RUNNER:
         return list(argv), dict(env) if env is not None else None
-    cli_env = dict(env if env is not None else os.environ)
+    cli_env = dict(os.environ)
     cli_env.update({str(key): str(value) for key, value in task_env.items()})
     if runner.host:
         cli_env["DOCKER_HOST"] = runner.host

@@ -1,17 +1,21 @@
-"""`tflow validate`: every problem of every flow at once, as `file:line:col: message`."""
+"""`tflow validate`: every problem of every flow at once, as `file:line:col: message`; warnings (secrets
+this process cannot find, which a worker may have) as `file:line:col: warning: message`."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
+from temporalio.exceptions import ApplicationError
 
-from cli.common import ExitCode
+from activities.secrets.store import SECRET_ENV_PREFIX, SECRETS_ENV, SecretStore, check_secrets_path
+from cli.common import ExitCode, fail
 from cli.options import FlowsDirs, JsonOutput
 from client.subflows import resolve_subflows
-from temporal_flows.language.loader import load_flow
+from temporal_flows.language.loader import LoadedFlow, load_flow
+from temporal_flows.language.validate import secret_uses
 from temporal_flows.model.problems import FlowError, Problem
 
 
@@ -23,20 +27,34 @@ def validate(
     flows: List[Path] = typer.Argument(..., help="Flow files to check."),
     as_json: JsonOutput = False,
     flows_dir: FlowsDirs = [],
+    secrets_path: Optional[Path] = typer.Option(
+        None, "--secrets", envvar=SECRETS_ENV, show_envvar=True,
+        help="Where to look up the secret('NAME') names the flows use, as `tflow worker --secrets` (besides this "
+             "process's SECRET_NAME variables); a name found nowhere is a warning, not a problem.",
+    ),
 ) -> None:
     """Check flows without running anything; exit code 2 if any has a problem. The flows a flow
     calls as subflows are found as `tflow run` finds them (--flows-dir) and checked too.
 
-    With --json: [{file, valid, problems}]."""
+    With --json: [{file, valid, problems, warnings}]."""
+    if secrets_path is not None and (problem := check_secrets_path(secrets_path)):
+        raise fail(f"--secrets: {problem}", ExitCode.INVALID)
+    store = SecretStore(secrets_path.expanduser() if secrets_path else None)
     reports = []
     for flow in flows:
         problems: list[Problem] = []
+        warnings: list[Problem] = []
         try:
-            resolve_subflows(load_flow(flow), flows_dir or None)
+            loaded = load_flow(flow)
+            resolve_subflows(loaded, flows_dir or None)
+            warnings = missing_secrets(loaded, store)
         except FlowError as error:
             problems = error.problems
-        reports.append({"file": str(flow), "valid": not problems, "problems": [p.to_dict() for p in problems]})
+        reports.append({"file": str(flow), "valid": not problems, "problems": [p.to_dict() for p in problems],
+                        "warnings": [w.to_dict() for w in warnings]})
         if not as_json:
+            for warning in warnings:
+                typer.secho(str(warning), err=True, fg=typer.colors.YELLOW)
             if problems:
                 for problem in problems:
                     typer.secho(str(problem), err=True, fg=typer.colors.RED)
@@ -45,3 +63,22 @@ def validate(
     if as_json:
         typer.echo(json.dumps(reports, indent=2))
     raise typer.Exit(ExitCode.OK if all(report["valid"] for report in reports) else ExitCode.INVALID)
+
+
+def missing_secrets(loaded: LoadedFlow, store: SecretStore) -> list[Problem]:
+    """A warning for each secret name the flow uses that `store` does not have (or cannot read)."""
+    warnings = []
+    for use in secret_uses(loaded):
+        try:
+            found = store.lookup(use.name) is not None
+            variable = SECRET_ENV_PREFIX + use.name
+            here = f"not in {store.path}, no {variable} here" if store.path else f"no --secrets given, no {variable} here"
+            why = (f"is not set ({here}); a worker looks it up in its --secrets file or directory, then in its "
+                   f"environment variable {variable} (base64)")
+        except ApplicationError as error:
+            found, why = False, f"cannot be read here: {error.message}"
+        if not found:
+            where = use.where
+            warnings.append(Problem(where.file, where.line, where.column,
+                                    f"warning: {where.message}: secret `{use.name}` {why}"))
+    return warnings

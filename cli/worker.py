@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
+from activities.secrets.store import SECRETS_ENV, check_secrets_path
+from activities.secrets.worker import PASS_ENV_ENV
 from activities.storage import STORAGE_ENV
 from cli.common import ExitCode, check_task_runner, fail, run_async
 from cli.options import Address, Namespace, Profile, TaskRunner
@@ -49,6 +52,16 @@ def worker(
     log_max_bytes: int = typer.Option(LOG_MAX_BYTES, "--log-max-bytes", min=0, help="Rotate --log-file before it passes this many bytes (10 MiB; 0: never)."),
     log_backups: int = typer.Option(LOG_BACKUPS, "--log-backups", min=0, help="Rotated files kept beside --log-file (FILE.1 is the newest)."),
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR. INFO: one line per task run; DEBUG adds every line a task prints."),
+    secrets_path: Optional[Path] = typer.Option(
+        None, "--secrets", envvar=SECRETS_ENV, show_envvar=True,
+        help="secret('NAME') values: a directory of files named NAME, a YAML/JSON file of NAME: value, or an env file "
+             "of NAME=value lines (plain values); looked up before the environment's SECRET_NAME (base64).",
+    ),
+    pass_env: Optional[List[str]] = typer.Option(
+        None, "--pass-env",
+        help=f"Pass this variable of the worker's environment to tasks (a glob like AWS_* allowed; repeat for several; "
+             f"default: ${PASS_ENV_ENV}, comma-separated). Tasks get only PATH, HOME, LANG, LC_*, TZ, TMPDIR, their own env and these.",
+    ),
 ) -> None:
     """Run flows and their tasks from one or more task queues until interrupted."""
     check_task_runner(task_runner)
@@ -57,19 +70,30 @@ def worker(
         raise fail("--task-queue: a task queue name cannot be empty", ExitCode.INVALID)
     if log_level.upper() not in LOG_LEVELS:
         raise fail(f"--log-level: expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}", ExitCode.INVALID)
+    if secrets_path is not None and (problem := check_secrets_path(secrets_path)):
+        raise fail(f"--secrets: {problem}", ExitCode.INVALID)
     connection = Connection.of(address, namespace, queues[0], profile=profile)
     if storage_dir is not None:
         os.environ[STORAGE_ENV] = str(storage_dir)  # read by create_worker (client.worker.storage_root)
     configure_logging(log_file, level=log_level.upper(), max_bytes=log_max_bytes, backups=log_backups)
-    run_async(_serve(connection, queues, max_concurrent_tasks, drain_timeout, task_runner))
+    run_async(_serve(connection, queues, max_concurrent_tasks, drain_timeout, task_runner,
+                     TaskSettings(secrets_path, list(pass_env) if pass_env else None)))
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """What the worker's tasks get: secrets from this file or directory, these variables of its environment."""
+
+    secrets_path: Optional[Path] = None
+    pass_env: Optional[list[str]] = None
 
 
 async def _serve(connection: Connection, queues: list[str], max_concurrent_tasks: Optional[int], drain_timeout: float,
-                 task_runner: str = "auto") -> None:
+                 task_runner: str = "auto", tasks: TaskSettings = TaskSettings()) -> None:
     client = await connect(connection)
     workers = [
         create_worker(client, queue, max_concurrent_activities=max_concurrent_tasks, graceful_shutdown_s=drain_timeout,
-                      task_runner=task_runner)
+                      task_runner=task_runner, secrets_path=tasks.secrets_path, pass_env=tasks.pass_env)
         for queue in queues
     ]
     stop = asyncio.Event()

@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import storage
+from activities.secrets import worker as task_settings
 from client.codec import with_environment_codec
 from client.temporal_cli import default_data_dir
 from client.worker_log import TaskRunLog
@@ -69,14 +70,20 @@ def create_worker(
     graceful_shutdown_s: float = 30.0,
     task_runner: str = "auto",
     storage_dir: str | Path | None = None,
+    secrets_path: str | Path | None = None,
+    pass_env: Sequence[str] | None = None,
 ) -> Worker:
     """A worker that runs flows (the workflow) and their tasks (the activities) on `task_queue`,
     logging one line per task run (client.worker_log.TaskRunLog); its storage (one per process:
     the last worker created sets it) is `storage_root(storage_dir)`;
-    its payloads encrypted with `client`'s codec, else with `TFLOW_CODEC_KEY(_FILE)`'s key if set."""
+    its payloads encrypted with `client`'s codec, else with `TFLOW_CODEC_KEY(_FILE)`'s key if set.
+    Its tasks' secrets come from `secrets_path` (`tflow worker --secrets`, else `TFLOW_SECRETS`) and
+    `SECRET_<NAME>`; they get the worker's PATH, HOME, LANG, LC_*, TZ, TMPDIR and the variables
+    `pass_env` names (globs; else `TFLOW_PASS_ENV`), nothing else of its environment (`activities.secrets`)."""
     from datetime import timedelta
 
     storage.configure(storage_root(storage_dir))
+    task_settings.configure(secrets_path, pass_env)
 
     return Worker(
         with_environment_codec(client),

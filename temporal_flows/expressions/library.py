@@ -241,6 +241,44 @@ def render_function(render_string: Callable[[str, dict[str, Any]], str]) -> Call
     return render
 
 
+# -- secret() ----------------------------------------------------------------------------------
+
+SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+"""What `secret('NAME')` accepts: an environment variable's name (the worker reads `SECRET_<NAME>`)."""
+SECRET_PLACEHOLDER = re.compile(r"~tflow-secret~([A-Za-z_][A-Za-z0-9_]{0,127})~([0-9a-f]{0,16})~")
+"""`secret('NAME')` as workflow code renders it: `~tflow-secret~NAME~<run nonce>~`. Only a worker puts the
+value in its place, just before the task uses it (`activities.secrets`). URL-safe characters only, so a
+placeholder in a URL survives as it is."""
+
+
+def secret_nonce(run_id: str) -> str:
+    """The placeholder's tag for a Temporal run (its run id, which no input giver knows before the start):
+    a worker resolves only its own run's placeholders, so text shaped like one in an input, an HTTP body
+    or another run's output is never replaced by a secret's value. Empty outside any run."""
+    return hashlib.sha256(f"tflow-secret:{run_id}".encode()).hexdigest()[:16] if run_id else ""
+
+
+def current_run_id() -> str:
+    """The Temporal run id of the workflow rendering (or of the activity's workflow); "" outside both."""
+    from temporalio import activity, workflow
+
+    if workflow.in_workflow():
+        return workflow.info().run_id
+    if activity.in_activity():
+        return activity.info().workflow_run_id or ""
+    return ""
+
+
+def secret(name: Any) -> str:
+    """Kestra's `secret('NAME')`: a placeholder naming the secret, never its value (values exist only
+    on workers, see `activities.secrets`)."""
+    name = _strict(name)
+    if not isinstance(name, str) or not SECRET_NAME.fullmatch(name):
+        raise TemplateFunctionError(f"secret: invalid secret name {name!r}: expected letters, digits and '_' "
+                                    "(at most 128, not starting with a digit), as in secret('API_TOKEN')")
+    return f"~tflow-secret~{name}~{secret_nonce(current_run_id())}~"
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "json": to_json, "toJson": to_json, "jsonEncode": to_json,
     "jq": jq_filter, "keys": keys, "values": values, "slugify": slugify,
@@ -260,7 +298,7 @@ TESTS: dict[str, Callable[..., bool]] = {
 """Pebble tests (`defined` replaces Jinja's: null counts as not defined, as in Pebble)."""
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "fromJson": from_json, "jsonDecode": from_json, "json": from_json, "jq": jq_function,
+    "fromJson": from_json, "jsonDecode": from_json, "json": from_json, "jq": jq_function, "secret": secret,
 }
 """Kestra functions without context; `render()` is added by the environment, `now()` and
 `currentEachOutput()` come with each run's context."""

@@ -6,8 +6,13 @@ Shape and type checks happen while normalizing (they need the YAML); these need 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
-from temporal_flows.expressions.templates import NON_DETERMINISTIC_GLOBALS, ExpressionError, analyze, template_strings
+from jinja2 import TemplateSyntaxError, nodes
+
+from temporal_flows.expressions.library import SECRET_NAME
+from temporal_flows.expressions.templates import (NON_DETERMINISTIC_GLOBALS, ExpressionError, analyze, environment,
+                                                  normalize, template_strings)
 from temporal_flows.language.source import LoadedFlow
 from temporal_flows.metadata import PAYLOAD_LIMIT_BYTES
 from temporal_flows.model.flow import Location, Task
@@ -73,7 +78,49 @@ def _check_templates(task: Task, loaded: LoadedFlow, known_ids: list[str]) -> li
             for name in sorted(unknown & set(NON_DETERMINISTIC_GLOBALS)):
                 why = " (not deterministic, so not available in flows)"
                 problems.append(_at(location, loaded.flow.source_file, f"task `{task.id}`, `{prop}`: unknown variable `{name}`{why} in `{template.strip()}`"))
+            for name in secret_names(template):
+                if not SECRET_NAME.fullmatch(name):
+                    problems.append(_at(location, loaded.flow.source_file, f"{noun} `{task.id}`, `{prop}`: invalid secret name "
+                                        f"{name!r} in `{template.strip()}`: expected letters, digits and '_' (at most 128, "
+                                        "not starting with a digit), as in secret('API_TOKEN')"))
     return problems
+
+
+@dataclass(frozen=True)
+class SecretUse:
+    """A `secret('NAME')` with a literal name in a task's template, where it is written."""
+
+    name: str
+    where: Problem
+    """The task, property and place (its message names them), for a warning about the secret."""
+
+
+def secret_names(template: str) -> list[str]:
+    """The literal names of the `secret('NAME')` calls in `template` (none if it does not parse)."""
+    if "secret" not in template:
+        return []
+    try:
+        tree = environment().parse(normalize(template))
+    except TemplateSyntaxError:
+        return []
+    return [call.args[0].value for call in tree.find_all(nodes.Call)
+            if isinstance(call.node, nodes.Name) and call.node.name == "secret" and call.args
+            and isinstance(call.args[0], nodes.Const) and isinstance(call.args[0].value, str)]
+
+
+def secret_uses(loaded: LoadedFlow) -> list[SecretUse]:
+    """Every valid secret name the flow's tasks use, once per task property, for `tflow validate`
+    to say which of them the validating process could not find (a worker may still have them)."""
+    uses = []
+    for task in loaded.flow.all_tasks():
+        fields = dict(task.properties) | ({"run_if": task.run_if} if task.run_if is not None else {})
+        for prop, value in fields.items():
+            names = dict.fromkeys(name for template in template_strings(value) for name in secret_names(template))
+            location = loaded.source_map.locate(task.location or Location(loaded.flow.source_file, 1, 1), prop)
+            for name in names:
+                if SECRET_NAME.fullmatch(name):
+                    uses.append(SecretUse(name, _at(location, loaded.flow.source_file, f"task `{task.id}`, `{prop}`")))
+    return uses
 
 
 def _foreign(task: Task, prop: str) -> bool:

@@ -15,7 +15,7 @@ import pytest
 
 from activities.task_runners import docker_unreachable_reason
 from tests.e2e.test_cli import WorkerProcess, explain, json_out, run_cli
-from tests.integration.test_seed_000 import SLEEP_SCALE, seed_flow
+from tests.integration.test_seed_000 import PASS_ENV, SLEEP_SCALE, seed_flow
 from tests.support import REPO, runs_of, task_run, write_flow
 
 FLOW = """\
@@ -74,7 +74,7 @@ def test_embedded_run_of_seed_000_with_and_without_the_process_runner(tmp_path: 
     flow = tmp_path / "python_partitions.yaml"
     flow.write_text(seed_flow())
     scaled = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "tests" / "sleep_scale"), os.environ.get("PYTHONPATH")])),
-              "TFLOW_TEST_SLEEP_SCALE": SLEEP_SCALE, "TFLOW_HOME": str(tmp_path)}
+              "TFLOW_TEST_SLEEP_SCALE": SLEEP_SCALE, "TFLOW_PASS_ENV": PASS_ENV, "TFLOW_HOME": str(tmp_path)}
     ran = run_cli("run", str(flow), "--json", "--logs", "--task-runner", "process", timeout=120, **scaled)
     assert ran.returncode == 0, explain(ran)
     result = json_out(ran)

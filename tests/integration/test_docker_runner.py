@@ -93,12 +93,11 @@ async def test_docker_tasks_go_through_docker_run(client: Client, worker: str, t
     assert py_run[4:] == [
         "--pull", "never", "--volume", f"{workdir}:{workdir}", "--workdir", workdir, "--volume", "/srv/data:/data:ro",
         "--env", "PYTHONUNBUFFERED", "--env", "TOKEN",
-        "ghcr.io/kestra-io/pydata:latest", "/bin/sh", "-c", "set -e\npython tflow_script.py",
+        "ghcr.io/kestra-io/pydata:latest", "/bin/sh", "-c", ". ./.tflow-script",  # the script by file, not on the command line
     ]
     assert "s3cr3t" not in " ".join(py_run)
     assert shell_run[shell_run.index("--pull") + 1] == "missing"
-    assert shell_run[-4:] == ["ubuntu:latest", "/bin/sh", "-c",
-                              'set -e\necho before > note.txt\necho "::{\\"outputs\\": {\\"note\\": \\"$(cat note.txt)\\"}}::"']
+    assert shell_run[-4:] == ["ubuntu:latest", "/bin/sh", "-c", ". ./.tflow-script"]
     assert not os.path.exists(workdir), "the working directory is removed after the task"
 
 

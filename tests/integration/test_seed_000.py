@@ -30,6 +30,8 @@ from tests.support import REPO, runs_of, task_run
 SEEDS = REPO.parent / "shared" / "seeds"
 FENCE = re.compile(r"^```ya?ml[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
 SLEEP_SCALE = "0.2"
+PASS_ENV = "PYTHONPATH,TFLOW_TEST_SLEEP_SCALE"
+"""What the worker hands its tasks of its environment here (`tflow worker --pass-env`)."""
 
 
 def seed_flow() -> str:
@@ -53,6 +55,7 @@ def short_sleeps(monkeypatch: pytest.MonkeyPatch) -> None:
     """The scripts' Python sleeps 1-4 s instead of 1-20 s (see the module docstring)."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO / "tests" / "sleep_scale"), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("TFLOW_TEST_SLEEP_SCALE", SLEEP_SCALE)
+    monkeypatch.setenv("TFLOW_PASS_ENV", PASS_ENV)  # tasks get only allow-listed variables of the worker's
 
 
 def moment(text: str) -> float:
