@@ -1,5 +1,6 @@
 """What templates see of the run (`flow`, `execution`, `inputs`, `outputs`, `tasks`, `taskrun` ...)
-and how a task's templates render: here in the workflow, or on a worker when they read stored values.
+and how a task's templates render: here in the workflow (within `expressions.bounds`), or on a
+worker when they read stored values or run jq (`worker_render`).
 """
 
 from __future__ import annotations
@@ -10,17 +11,19 @@ from typing import Any, Callable
 from temporalio import workflow
 
 from temporal_flows.engine.recording import Recorder
-from temporal_flows.engine.worker_render import render_on_worker, task_templates, templates_reading_stored_values
-from temporal_flows.expressions.templates import PATCH_PEBBLE_TEMPLATES, render, template_strings
+from temporal_flows.engine.worker_render import render_on_worker, task_templates, templates_for_worker
+from temporal_flows.expressions.library import PATCH_JQ_ON_WORKER
+from temporal_flows.expressions.sandbox import PrintedAsText
+from temporal_flows.expressions.templates import PATCH_PEBBLE_TEMPLATES, calls_function, render, template_strings
 from temporal_flows.model.flow import Flow, Task
 from temporal_flows.model.runs import TaskRun, timestamp
 from temporal_flows.tasks.base import Scope, TaskContext
 from temporal_flows.tasks.plan import ChildResult
 
 
-class _Now:
+class _Now(PrintedAsText):
     """`now()` in templates: the workflow's clock; printed without the call it is the same text
-    (a bare function would print its memory address, different on every replay)."""
+    (a bare function would print a fixed text)."""
 
     def __call__(self) -> str:
         return timestamp(workflow.now())
@@ -46,6 +49,7 @@ class Renderer:
         """The run's labels: the flow's, overridden by the run's own (`labels.<name>`)."""
         self.trigger = trigger
         """`trigger.*` in templates, for a run a schedule started (no `trigger` otherwise)."""
+        self._jq_on_worker: bool | None = None
 
     def flow_context(self) -> dict[str, Any]:
         """What templates see outside any task (the flow's `outputs` render with it when the run ends)."""
@@ -107,11 +111,26 @@ class Renderer:
 
         return render_with
 
+    def jq_on_worker(self) -> bool:
+        """True in runs started since `PATCH_JQ_ON_WORKER` (asked once, when a template uses jq)."""
+        if self._jq_on_worker is None:
+            self._jq_on_worker = workflow.patched(PATCH_JQ_ON_WORKER)
+        return self._jq_on_worker
+
+    def needs_worker(self, task: Task) -> bool:
+        """Whether the task's templates may need a worker: the run holds stored values, or one of
+        them runs jq or `render()` in a run that runs jq on workers."""
+        if self.recorder.holds_references:
+            return True
+        uses = any(calls_function(template, "jq") or calls_function(template, "render") for template in task_templates(task))
+        return uses and self.jq_on_worker()
+
     async def render_stored_values(self, context: TaskContext, rendered: dict[str, Any]) -> ChildResult | None:
-        """Templates of the task that read stored values, rendered by a worker into `rendered`
-        (the task's renders use them); the task's failure if a reference cannot be read."""
+        """Templates of the task only a worker can render (they read stored values or run jq),
+        rendered by one into `rendered` (the task's renders use them); the task's failure if a
+        reference cannot be read, a jq program runs past its time limit or a bound is exceeded."""
         task, task_run = context.task, context.task_run
-        templates = templates_reading_stored_values(task_templates(task), context.render)
+        templates = templates_for_worker(task_templates(task), context.render, self.recorder.holds_references, self.jq_on_worker)
         if not templates:
             return None
         pebble = workflow.patched(PATCH_PEBBLE_TEMPLATES)
@@ -127,10 +146,10 @@ class Renderer:
     async def flow_templates_on_worker(self, value: Any) -> tuple[dict[str, Any], str | None]:
         """Templates in `value` (the flow's `outputs`) that read stored values, rendered by a worker:
         (template → rendered, None), or ({}, why a reference could not be read)."""
-        if not self.recorder.holds_references:
-            return {}, None
         context = self.flow_context()
-        templates = templates_reading_stored_values(template_strings(value), lambda template: render(template, context))
+        templates = templates_for_worker(
+            template_strings(value), lambda template: render(template, context), self.recorder.holds_references, self.jq_on_worker,
+        )
         if not templates:
             return {}, None
         found = await render_on_worker(

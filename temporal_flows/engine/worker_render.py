@@ -1,8 +1,11 @@
-"""Templates that read stored values, rendered by a worker for the workflow (which cannot read
-storage and must not hold big values): the `tflow.render` activity (`activities.render`).
+"""Templates only a worker can render, rendered by one for the workflow: those that read stored
+values (the workflow cannot read storage and must not hold big values) and, in runs started since
+`PATCH_JQ_ON_WORKER`, those that run jq (a jq program has no bound the workflow could count; the
+worker runs it in a process it kills past a time limit). The `tflow.render` activity (`activities.render`).
 
-Only runs whose outputs hold references take this path (the interpreter decides from the outputs
-it recorded, so replays decide the same); other runs render exactly as before.
+Only runs whose outputs hold references, or tasks whose templates run jq or `render()`, take this
+path (decided from what the run recorded and the templates' text, so replays decide the same);
+other runs render exactly as before.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from activities.api import RENDER_ACTIVITY, RenderRequest
-from jinja2 import meta, nodes
+from jinja2 import nodes
 
 from temporal_flows.expressions.references import context_for_worker, describe, is_reference
-from temporal_flows.expressions.templates import OUTPUT_ROOTS, ExpressionError, ReferenceTouched, environment, normalize, template_strings
+from temporal_flows.expressions.sandbox import undeclared_names
+from temporal_flows.expressions.templates import (
+    OUTPUT_ROOTS, ExpressionError, WorkerNeeded, calls_function, environment, normalize, template_strings,
+)
 from temporal_flows.model.flow import Task
 from temporal_flows.model.runs import State
 from temporal_flows.tasks.plan import ChildResult
@@ -33,17 +39,33 @@ def task_templates(task: Task) -> list[str]:
     return template_strings(task.properties) + ([task.run_if] if isinstance(task.run_if, str) else [])
 
 
-def templates_reading_stored_values(candidates: list[str], render: Callable[[Any], Any]) -> list[str]:
-    """The templates among `candidates` that read a reference when rendered here."""
-    touching = []
+def templates_for_worker(
+    candidates: list[str], render: Callable[[Any], Any], holds_references: bool, jq_on_worker: Callable[[], bool]
+) -> list[str]:
+    """The templates among `candidates` only a worker can render: those using jq (when
+    `jq_on_worker()`, asked only if one does), and those that read a reference or run jq when
+    rendered here (tried only where they can: the run holds references, or a template calls `render()`)."""
+    unique = list(dict.fromkeys(candidates))
+    using_jq = [template for template in unique if calls_function(template, "jq")]
+    if using_jq and not jq_on_worker():
+        using_jq = []
+    tried = [template for template in unique if template not in using_jq]
+    if not holds_references:
+        tried = [template for template in tried if calls_function(template, "render") and jq_on_worker()]
+    return using_jq + templates_needing_worker(tried, render)
+
+
+def templates_needing_worker(candidates: list[str], render: Callable[[Any], Any]) -> list[str]:
+    """The templates among `candidates` that read a reference or run jq when rendered here."""
+    needing = []
     for template in dict.fromkeys(candidates):
         try:
             render(template)
-        except ReferenceTouched:
-            touching.append(template)
+        except WorkerNeeded:
+            needing.append(template)
         except ExpressionError:
             pass  # fails again, with its message, when the task renders it
-    return touching
+    return needing
 
 
 async def render_on_worker(
@@ -84,7 +106,7 @@ def context_needed(templates: list[str], context: dict[str, Any]) -> dict[str, A
         tree = env.parse(normalize(template))
         if any(isinstance(call.node, nodes.Name) and call.node.name == "render" for call in tree.find_all(nodes.Call)):
             return context  # `render(text)` may read anything
-        used |= meta.find_undeclared_variables(tree)
+        used |= undeclared_names(tree)
         for root in OUTPUT_ROOTS:
             uses = sum(1 for name in tree.find_all(nodes.Name) if name.name == root)
             if not uses:

@@ -18,12 +18,17 @@ from typing import Any, Callable
 import jq
 from jinja2 import pass_context
 from jinja2.runtime import Context, Undefined
+from temporalio import workflow
+
+from temporal_flows.expressions.bounds import BUDGET_KEY, BudgetExceeded
+from temporal_flows.expressions.sandbox import budget_of, json_text
 
 MAX_RENDER_PASSES = 10
 """`render()` renders the result again while it is still a template, at most this many times."""
-MAX_RENDER_NESTING = 10
-"""`render()` inside a template that `render()` renders, at most this deep (a value rendering itself)."""
-_RENDER_NESTING = "_render_nesting"
+
+PATCH_JQ_ON_WORKER = "jq-on-worker"
+"""Before it, `| jq` ran inside the workflow; since, a template using jq is rendered on a worker, in
+a process killed past a time limit (`activities.render`), and jq never runs in the workflow."""
 
 JQ_NOT_DETERMINISTIC = ("now", "localtime", "strflocaltime", "env", "input", "inputs", "input_filename", "get_search_list")
 """jq builtins that read the clock, the machine or the input stream: a replay could see another value."""
@@ -33,6 +38,16 @@ _JQ_PRELUDE += "def debug: .; def debug(m): .; def stderr: .; null as $ENV | "  
 
 class TemplateFunctionError(Exception):
     """A filter, test or function refused its input; the render fails naming the expression."""
+
+
+class JqNeedsWorker(TemplateFunctionError):
+    """`jq` called in the workflow of a run that runs jq only on workers."""
+
+
+def jq_runs_here() -> bool:
+    """False inside the workflow of a run started since `PATCH_JQ_ON_WORKER`: jq has no bound the
+    workflow could count (a run started before keeps running it here, so that it replays)."""
+    return not (workflow.in_workflow() and workflow.patched(PATCH_JQ_ON_WORKER))
 
 
 def _strict(value: Any) -> Any:
@@ -112,6 +127,8 @@ def jq_filter(value: Any, expression: Any) -> list[Any] | None:
     if not isinstance(expression, str):
         raise TemplateFunctionError(f"jq expects a program as text, got {type(expression).__name__}")
     program = _jq_program(expression)
+    if not jq_runs_here():
+        raise JqNeedsWorker(f"jq `{expression}` runs only on a worker")
     if isinstance(value, str):
         try:
             data = json.loads(value)
@@ -133,8 +150,8 @@ def jq_function(value: Any, expression: Any) -> list[Any] | None:
 # -- JSON and text -----------------------------------------------------------------------------
 
 def to_json(value: Any) -> str:
-    """Kestra's `| json` / `| toJson`: the value as JSON text."""
-    return json.dumps(_strict(value), separators=(",", ":"), default=str)
+    """Kestra's `| json` / `| toJson`: the value as JSON text (objects that are not data as a fixed text)."""
+    return json_text(_strict(value))
 
 
 def from_json(text: Any) -> Any:
@@ -223,17 +240,22 @@ def render_function(render_string: Callable[[str, dict[str, Any]], str]) -> Call
         template = _strict(template)
         if not isinstance(template, str):
             return template
-        nesting = context.get(_RENDER_NESTING, 0) + 1
-        if nesting > MAX_RENDER_NESTING:
-            raise TemplateFunctionError(f"render: nested more than {MAX_RENDER_NESTING} deep (a value that renders itself?)")
-        variables = {**context.get_all(), _RENDER_NESTING: nesting}
-        for _ in range(MAX_RENDER_PASSES if recursive else 1):
-            rendered = render_string(template, variables)
-            if rendered == template:
-                return rendered
-            template = rendered
-            if "{{" not in template and "{%" not in template:
-                return template
+        budget = budget_of(context)
+        if budget.depth >= budget.limits.render_depth:
+            raise BudgetExceeded(f"render: nested more than {budget.limits.render_depth} deep (a value that renders itself?)")
+        variables = {**context.get_all(), BUDGET_KEY: budget}
+        budget.depth += 1
+        try:
+            for _ in range(MAX_RENDER_PASSES if recursive else 1):
+                budget.check_template(template)
+                rendered = render_string(template, variables)
+                if rendered == template:
+                    return rendered
+                template = rendered
+                if "{{" not in template and "{%" not in template:
+                    return template
+        finally:
+            budget.depth -= 1
         if recursive:
             raise TemplateFunctionError(f"render: still a template after {MAX_RENDER_PASSES} passes: {template[:200]!r}")
         return template

@@ -26,11 +26,13 @@ from functools import cached_property
 from typing import Any, Callable, Iterable, Iterator
 
 from jinja2 import nodes
-from jinja2.compiler import CodeGenerator, Frame
+from jinja2.compiler import Frame
 from jinja2.exceptions import UndefinedError
 from jinja2.lexer import TOKEN_BLOCK_BEGIN, TOKEN_NAME, TOKEN_OPERATOR, TOKEN_WHITESPACE, Lexer, Token, operator_re
 from jinja2.parser import Parser
 from jinja2.runtime import Undefined
+
+from temporal_flows.expressions.sandbox import BoundedCodeGenerator
 
 PEBBLE_OPERATORS = {"???": "undefined_coalesce", "??": "null_coalesce", "?": "question"}
 """Pebble operators Jinja's lexer does not know, longest first, and the token type each becomes."""
@@ -156,7 +158,7 @@ class PebbleParser(Parser):
         return parsed
 
 
-class PebbleCodeGenerator(CodeGenerator):
+class PebbleCodeGenerator(BoundedCodeGenerator):
     """Compiles the `coalesce`/`attempt` calls with each operand as a closure, so that it is
     evaluated lazily and its failure can be caught; every other call as Jinja does."""
 

@@ -11,18 +11,18 @@ workflow's own clock through the context.
 
 from __future__ import annotations
 
-import json
 import re
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
-from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, nodes
 
 from temporal_flows.expressions import dates as pebble_dates, library as pebble_library
-from temporal_flows.expressions.library import TemplateFunctionError, check_jq
+from temporal_flows.expressions.bounds import BUDGET_KEY, LIMITS, WORKER_LIMITS, Budget, BudgetExceeded, Limits
+from temporal_flows.expressions.library import JqNeedsWorker, TemplateFunctionError, check_jq
 from temporal_flows.expressions.pebble import PebbleSyntax
 from temporal_flows.expressions.references import REF_KEY, REF_MARK, describe
+from temporal_flows.expressions.sandbox import BoundedSandbox, bounded_filters, json_text, undeclared_names
 
 CONTEXT_ROOTS = frozenset(
     {
@@ -52,11 +52,24 @@ NON_DETERMINISTIC_FILTERS = ("random",)
 class ExpressionError(Exception):
     """A template that cannot be parsed or rendered; the message names the expression and why."""
 
+    error_type = "ExpressionError"
+    """The type of the task run's error when this fails it."""
 
-class ReferenceTouched(ExpressionError):
+
+class TemplateBudgetExceeded(ExpressionError):
+    """A template went past a bound of `temporal_flows.expressions.bounds` (a loop, a size, a depth)."""
+
+    error_type = "TemplateBudgetExceeded"
+
+
+class WorkerNeeded(ExpressionError):
+    """A template only a worker can render: task properties and runIf that need one are rendered by
+    the `tflow.render` activity (`activities.render`); elsewhere the task fails saying why."""
+
+
+class ReferenceTouched(WorkerNeeded):
     """A template read a stored value (a reference, see `temporal_flows.expressions.references`): the workflow
-    cannot read storage, so the template is rendered on a worker instead (`activities.render`).
-    Where nothing does that, it fails the task like any expression error, saying why."""
+    cannot read storage."""
 
     def __init__(self, reference: dict[str, Any], template: str | None = None):
         self.reference = reference
@@ -65,7 +78,17 @@ class ReferenceTouched(ExpressionError):
                          "(task properties and runIf are rendered on one; other templates cannot read stored values)")
 
 
-class FlowEnvironment(ImmutableSandboxedEnvironment):
+class JqOnWorker(WorkerNeeded):
+    """A template ran `jq` in the workflow of a run that runs jq only on workers (a jq program has no
+    bound a workflow could count; a worker runs it in a process it kills past a time limit)."""
+
+    def __init__(self, template: str | None = None):
+        where = f"cannot render `{template.strip()}` here: " if template else ""
+        super().__init__(f"{where}it runs jq, which runs only on a worker "
+                         "(task properties and runIf are rendered on one; other templates cannot use jq)")
+
+
+class FlowEnvironment(BoundedSandbox):
     """`a.b` on a mapping reads its key first, as Kestra's Pebble does: `outputs.x.values` is the
     output named `values`, not the dictionary's `values` method."""
 
@@ -86,9 +109,9 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
 
     def printable(self, value: Any) -> Any:
         """`finalize`: a printed container holding a reference prints the stored value."""
-        text = as_text(value)
+        text = self.printed(value)
         if isinstance(value, (list, dict)) and REF_MARK in text:
-            return as_text(self.with_stored_values(value))
+            return self.printed(self.with_stored_values(value))
         return text
 
     def with_stored_values(self, value: Any) -> Any:
@@ -107,21 +130,23 @@ class PebbleFlowEnvironment(PebbleSyntax, FlowEnvironment):
 
 
 def as_text(value: Any) -> Any:
-    """How a `{{ }}` value prints, as in Kestra: lists and mappings as JSON, booleans as
-    `true`/`false`, null as nothing (Jinja would print Python's `['a']`, `True`, `None`)."""
+    """How a value prints, as in Kestra: lists and mappings as JSON, booleans as `true`/`false`,
+    null as nothing (Jinja would print Python's `['a']`, `True`, `None`); objects that are not data
+    inside a structure as a fixed text (`sandbox.fixed_text`)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return ""
     if isinstance(value, (list, dict)):
-        return json.dumps(value, separators=(",", ":"), default=str)
+        return json_text(value)
     return value
 
 
 @lru_cache(maxsize=2)
-def environment(pebble: bool = True) -> ImmutableSandboxedEnvironment:
-    """Sandboxed, strict, and deterministic: templates render inside the workflow, so every replay
-    must render the same text (no randomness, no wall clock, no I/O).
+def environment(pebble: bool = True) -> FlowEnvironment:
+    """Sandboxed, strict, deterministic and bounded: templates render inside the workflow, so every
+    replay must render the same text (no randomness, no wall clock, no I/O), and no render may run
+    away (`temporal_flows.expressions.bounds`).
 
     `pebble=False` is the environment runs started before Pebble forms were read (no
     `PATCH_PEBBLE_TEMPLATES` marker in their history) keep rendering with, so they replay the same.
@@ -129,18 +154,21 @@ def environment(pebble: bool = True) -> ImmutableSandboxedEnvironment:
     return _configured(PebbleFlowEnvironment if pebble else FlowEnvironment, pebble)
 
 
-def reading_environment(pebble: bool, read: Callable[[dict[str, Any]], Any]) -> ImmutableSandboxedEnvironment:
-    """The same environment for a worker, where a template reading a reference gets `read(reference)`."""
+def reading_environment(pebble: bool, read: Callable[[dict[str, Any]], Any]) -> FlowEnvironment:
+    """The same environment for a worker, where a template reading a reference gets `read(reference)`
+    and sizes are a worker's (`WORKER_LIMITS`)."""
     base = PebbleFlowEnvironment if pebble else FlowEnvironment
 
     class Reading(base):  # type: ignore[valid-type,misc]
+        limits = WORKER_LIMITS
+
         def stored_value(self, reference: dict[str, Any]) -> Any:
             return read(reference)
 
     return _configured(Reading, pebble)
 
 
-def _configured(kind: type[FlowEnvironment], pebble: bool) -> ImmutableSandboxedEnvironment:
+def _configured(kind: type[FlowEnvironment], pebble: bool) -> FlowEnvironment:
     env = kind(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
     env.finalize = env.printable
     env.filters["json"] = pebble_library.to_json
@@ -154,6 +182,7 @@ def _configured(kind: type[FlowEnvironment], pebble: bool) -> ImmutableSandboxed
         env.globals.pop(name, None)
     for name in NON_DETERMINISTIC_FILTERS:
         env.filters.pop(name, None)
+    env.filters = bounded_filters(env.filters)
     return env
 
 
@@ -172,19 +201,25 @@ def _compiled(template: str, pebble: bool = True) -> Template:
     return environment(pebble).from_string(normalize(template))
 
 
-def render_string(
-    template: str, context: dict[str, Any], pebble: bool = True, env: ImmutableSandboxedEnvironment | None = None
-) -> str:
+def render_string(template: str, context: dict[str, Any], pebble: bool = True, env: FlowEnvironment | None = None) -> str:
     """Render one template string; raise `ExpressionError` naming the expression and the reason
-    (`ReferenceTouched` when it reads a stored value the environment cannot read). `env`: another
-    environment than the workflow's (a worker's `reading_environment`)."""
+    (`ReferenceTouched`/`JqOnWorker` when only a worker can render it, `TemplateBudgetExceeded`
+    past a bound). `env`: another environment than the workflow's (a worker's `reading_environment`).
+    The render spends the budget found in `context` (a `render()` inside it, or the rest of a
+    value being rendered), else its own."""
     if not is_template(template):
         return template
+    limits: Limits = env.limits if env is not None else LIMITS
+    budget = context.get(BUDGET_KEY) if isinstance(context.get(BUDGET_KEY), Budget) else Budget(limits)
     try:
         compiled = _compiled(template, pebble) if env is None else env.from_string(normalize(template))
-        return compiled.render(context)
+        return _bounded_render(compiled, context, budget)
     except ReferenceTouched as touched:
         raise ReferenceTouched(touched.reference, template) from None
+    except (JqNeedsWorker, JqOnWorker):
+        raise JqOnWorker(template) from None
+    except (BudgetExceeded, TemplateBudgetExceeded, RecursionError, MemoryError) as error:
+        raise TemplateBudgetExceeded(f"cannot render `{template.strip()}`: {_reason(error)}") from None
     except TemplateError as error:
         raise ExpressionError(f"cannot render `{template.strip()}`: {error.message or error}") from None
     except (TemplateFunctionError, ExpressionError) as error:  # ExpressionError: from a nested render()
@@ -193,17 +228,38 @@ def render_string(
         raise ExpressionError(f"cannot render `{template.strip()}`: {type(error).__name__}: {error}") from None
 
 
-def render(value: Any, context: dict[str, Any], pebble: bool = True, known: Mapping[str, Any] | None = None) -> Any:
-    """Render every string inside `value` (recursing into lists and mappings); a string in `known`
-    is already rendered (by a worker, when it read stored values)."""
+def _bounded_render(compiled: Template, context: dict[str, Any], budget: Budget) -> str:
+    """`compiled.render(context)`, spending `budget` (output pieces are counted as they are made)."""
+    variables = dict(context)
+    variables[BUDGET_KEY] = budget
+    return compiled.environment.concat(compiled.root_render_func(compiled.new_context(variables)))  # type: ignore[attr-defined]
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, RecursionError):
+        return "nested too deep (recursion)"
+    if isinstance(error, MemoryError):
+        return "out of memory"
+    return str(error)
+
+
+def render(
+    value: Any, context: dict[str, Any], pebble: bool = True, known: Mapping[str, Any] | None = None,
+    budget: Budget | None = None,
+) -> Any:
+    """Render every string inside `value` (recursing into lists and mappings) with one budget; a
+    string in `known` is already rendered (by a worker: it read stored values or ran jq)."""
+    if budget is None:
+        budget = Budget()
+        context = {**context, BUDGET_KEY: budget}
     if isinstance(value, str):
         if known and value in known:
             return known[value]
         return render_string(value, context, pebble)
     if isinstance(value, list):
-        return [render(item, context, pebble, known) for item in value]
+        return [render(item, context, pebble, known, budget) for item in value]
     if isinstance(value, dict):
-        return {key: render(item, context, pebble, known) for key, item in value.items()}
+        return {key: render(item, context, pebble, known, budget) for key, item in value.items()}
     return value
 
 
@@ -230,10 +286,7 @@ def analyze(template: str) -> tuple[set[str], set[str]]:
         raise ExpressionError(f"invalid expression `{template.strip()}`: {error.message}") from None
     _check_filters_and_tests(tree, template)
     _check_jq_programs(tree, template)
-    unknown = {
-        name for name in meta.find_undeclared_variables(tree)
-        if name not in CONTEXT_ROOTS and name not in env.globals
-    }
+    unknown = {name for name in undeclared_names(tree) if name not in CONTEXT_ROOTS and name not in env.globals}
     return _referenced_task_ids(tree), unknown
 
 
@@ -264,6 +317,19 @@ def _check_jq_programs(tree: nodes.Template, template: str) -> None:
                 check_jq(program.value)
             except TemplateFunctionError as error:
                 raise ExpressionError(f"{error} in `{template.strip()}`") from None
+
+
+@lru_cache(maxsize=4096)
+def calls_function(template: str, name: str) -> bool:
+    """True when the template uses `name` as a filter or calls it (`| jq(...)`, `jq(...)`, `render(...)`);
+    False for one that does not parse (it fails when rendered)."""
+    try:
+        tree = environment().parse(normalize(template))
+    except TemplateSyntaxError:
+        return False
+    return any(node.name == name for node in tree.find_all(nodes.Filter)) or any(
+        isinstance(node.node, nodes.Name) and node.node.name == name for node in tree.find_all(nodes.Call)
+    )
 
 
 def _referenced_task_ids(tree: nodes.Template) -> set[str]:
