@@ -124,7 +124,7 @@ class Interpreter:
         own_outputs = None
         try:
             unreadable = None
-            if self.recorder.holds_references:
+            if self.renderer.needs_worker(task):
                 unreadable = await self.renderer.render_stored_values(context, rendered_on_worker)
             if unreadable is not None:
                 result = unreadable

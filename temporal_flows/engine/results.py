@@ -45,7 +45,7 @@ def _with_null_extractions(task: Task, result: ChildResult) -> ChildResult:
 
 
 def expression_failure(error: ExpressionError) -> ChildResult:
-    return ChildResult(State.FAILED, error={"type": "ExpressionError", "message": str(error)})
+    return ChildResult(State.FAILED, error={"type": error.error_type, "message": str(error)})
 
 
 def cancelled() -> ChildResult:
