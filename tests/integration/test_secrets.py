@@ -1,0 +1,296 @@
+"""Secrets on a real server and worker (SPEC §10, issue 14 D): `secret('NAME')` reaches a task's
+environment, command line and HTTP request with its value while the run's history (read with the
+Temporal client, every event's bytes) holds no trace of it; the task's log and outputs show `****`;
+an HTTP error's URL loses its query; a running task's `ps`-visible command lines hold no script text;
+a task's environment holds none of the worker's credentials unless `--pass-env` names them."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shutil
+import socket
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from temporalio.client import Client, WorkflowHandle
+
+from client.runs import start_run, wait_result
+from client.task_logs import read_task_logs
+from client.worker import create_worker
+from temporal_flows.language.loader import load_flow
+from tests.support import fill, task_run, wait_until, write_flow
+
+VALUE = f"tok-{uuid.uuid4().hex}"
+"""The secret's value on the worker; a fresh one per session, so a trace of it can only come from here."""
+
+
+@pytest.fixture
+def api_token(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("SECRET_API_TOKEN", base64.b64encode(VALUE.encode()).decode())
+    return VALUE
+
+
+async def history_bytes(client: Client, run_id: str) -> bytes:
+    """Every event of the run's history as the server keeps it (payloads included, as their bytes)."""
+    events = [event async for event in client.get_workflow_handle(run_id).fetch_history_events()]
+    return b"".join(event.SerializeToString() for event in events)
+
+
+def assert_no_trace(history: bytes, value: str) -> None:
+    for form in (value, base64.b64encode(value.encode()).decode(), json.dumps(value)[1:-1]):
+        assert form.encode() not in history, f"the history holds {form!r}"
+
+
+async def start(client: Client, queue: str, folder: Path, text: str, **tokens: Any) -> WorkflowHandle[Any, Any]:
+    return await start_run(client, load_flow(write_flow(folder, fill(text, **tokens))), task_queue=queue)
+
+
+COMMANDS = """
+id: secrets_in_commands
+namespace: tests
+tasks:
+  - id: use
+    type: commands
+    env:
+      TOKEN: "{{ secret('API_TOKEN') }}"
+    commands:
+      - printf '%s' "$TOKEN" > <<out>>/env.txt
+      - printf '%s' '{{ secret("API_TOKEN") }}' > <<out>>/argument.txt
+      - echo "token is $TOKEN"
+      - 'echo "::{\\"outputs\\": {\\"seen\\": \\"$TOKEN\\"}}::"'
+      - echo "and on stderr $TOKEN" >&2
+"""
+
+
+async def test_a_secret_reaches_env_and_command_line_and_leaves_no_trace(client: Client, worker: str, tmp_path: Path,
+                                                                          api_token: str) -> None:
+    handle = await start(client, worker, tmp_path, COMMANDS, out=tmp_path)
+    result = await wait_result(handle)
+    assert result["state"] == "SUCCESS", result["error"]
+    assert (tmp_path / "env.txt").read_text() == api_token
+    assert (tmp_path / "argument.txt").read_text() == api_token
+    assert task_run(result, "use")["outputs"]["vars"] == {"seen": "****"}
+
+    [attempt] = await read_task_logs(handle)
+    messages = [line["message"] for line in attempt.lines]
+    assert messages == ["token is ****", "and on stderr ****"], messages
+
+    history = await history_bytes(client, handle.id)
+    assert_no_trace(history, api_token)
+    assert b"~tflow-secret~API_TOKEN~" in history, "the activity's input carries the placeholder, not the value"
+
+
+MISSING = """
+id: missing_secret
+namespace: tests
+tasks:
+  - id: use
+    type: commands
+    commands: ["echo {{ secret('NOT_SET_ANYWHERE') }}"]
+  - id: call
+    type: http
+    uri: "http://127.0.0.1:9/?k={{ secret('NOT_SET_EITHER') }}"
+    allowFailure: true
+"""
+
+
+async def test_a_missing_secret_fails_its_task_naming_it_and_where_it_was_looked_up(client: Client, worker: str,
+                                                                                    tmp_path: Path) -> None:
+    result = await wait_result(await start(client, worker, tmp_path, MISSING))
+    use = task_run(result, "use")
+    assert use["state"] == "FAILED" and use["error"]["type"] == "SecretNotFound", use["error"]
+    assert "secret('NOT_SET_ANYWHERE')" in use["error"]["message"]
+    assert "SECRET_NOT_SET_ANYWHERE" in use["error"]["message"]
+
+
+# -- HTTP ----------------------------------------------------------------------------------------
+
+
+class Recorder(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), RecordingHandler)
+        self.seen: list[dict[str, Any]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class RecordingHandler(BaseHTTPRequestHandler):
+    """Records each request; `/echo` answers with the API key header it got, `/boom` with a 500."""
+
+    server: Recorder
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.server.seen.append({"path": self.path, "headers": dict(self.headers)})
+        status, body = (200, {"key": self.headers.get("X-Api-Key")}) if self.path.startswith("/echo") else (500, "down")
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    server = Recorder()
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+HTTP = """
+id: secrets_in_http
+namespace: tests
+tasks:
+  - id: call
+    type: http
+    uri: "<<url>>/echo?token={{ secret('API_TOKEN') }}"
+    headers:
+      X-Api-Key: "{{ secret('API_TOKEN') }}"
+  - id: fails
+    type: http
+    uri: "<<url>>/boom?token={{ secret('API_TOKEN') }}"
+    allowFailure: true
+  - id: unreachable
+    type: http
+    uri: "http://127.0.0.1:<<closed>>/p?session=plain-but-private"
+    allowFailure: true
+"""
+
+
+async def test_a_secret_reaches_the_http_server_and_errors_lose_their_query(client: Client, worker: str, tmp_path: Path,
+                                                                            api_token: str, recorder: Recorder) -> None:
+    handle = await start(client, worker, tmp_path, HTTP, url=recorder.url, closed=closed_port())
+    result = await wait_result(handle)
+    assert result["state"] == "WARNING", result["error"]
+    first = recorder.seen[0]
+    assert first["path"] == f"/echo?token={api_token}" and first["headers"]["X-Api-Key"] == api_token
+    call = task_run(result, "call")["outputs"]
+    assert call["body"] == {"key": "****"} and call["uri"] == f"{recorder.url}/echo?token=****"
+
+    boom = task_run(result, "fails")["error"]
+    assert recorder.seen[1]["path"] == f"/boom?token={api_token}"
+    assert boom["type"] == "HttpStatus" and f"{recorder.url}/boom?****" in boom["message"], boom
+    unreachable = task_run(result, "unreachable")["error"]
+    assert unreachable["type"] == "ConnectionError", unreachable
+    assert "/p?****" in unreachable["message"] and "plain-but-private" not in unreachable["message"], unreachable
+
+    assert_no_trace(await history_bytes(client, handle.id), api_token)
+
+
+# -- what `ps` shows -----------------------------------------------------------------------------
+
+
+RUNNING = """
+id: argv_of_a_task
+namespace: tests
+tasks:
+  - id: wait
+    type: commands
+    interpreter: <<interpreter>>
+    commands:
+      - echo "$$ $(pwd)" > <<out>>/started.tmp && mv <<out>>/started.tmp <<out>>/started
+      - "# <<marker>> {{ secret('API_TOKEN') }}"
+      - while [ ! -e <<out>>/go ]; do sleep 0.05; done
+      - echo <<marker>>
+"""
+
+
+def process_group(pgid: int) -> list[int]:
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[2]) == pgid:
+                members.append(int(entry))
+    return members
+
+
+@pytest.mark.parametrize("interpreter", ['["/bin/sh", "-c"]', '["/bin/bash", "-c"]'], ids=["sh-inline", "bash"])
+async def test_a_running_tasks_command_lines_hold_no_script(client: Client, worker: str, tmp_path: Path, api_token: str,
+                                                           interpreter: str) -> None:
+    if "bash" in interpreter and shutil.which("bash") is None:
+        pytest.skip("no bash here")
+    marker = f"marker-{uuid.uuid4().hex}"
+    handle = await start(client, worker, tmp_path, RUNNING, out=tmp_path, marker=marker, interpreter=interpreter)
+    started = tmp_path / "started"
+    try:
+        assert await asyncio.to_thread(wait_until, started.exists, 20), "the task did not start"
+        shell, workdir = started.read_text().split()
+        pgid = int(Path(f"/proc/{shell}/stat").read_text().rsplit(")", 1)[1].split()[2])  # the supervisor's pid
+        members = process_group(pgid)
+        assert pgid in members and len(members) >= 2, members  # the supervisor and the script's shell at least
+        command_lines = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ") for pid in members}
+        for pid, command_line in command_lines.items():
+            assert marker.encode() not in command_line and api_token.encode() not in command_line, (pid, command_line)
+            assert b"tflow-secret" not in command_line, (pid, command_line)
+        assert any(b"./.tflow-script" in line for line in command_lines.values()), command_lines
+        script = Path(workdir) / ".tflow-script"
+        assert script.stat().st_mode & 0o777 == 0o600
+        assert api_token in script.read_text()  # resolved on the worker, in the file only the worker's user reads
+    finally:
+        (tmp_path / "go").touch()
+    result = await wait_result(handle)
+    assert result["state"] == "SUCCESS", result["error"]
+    assert not Path(workdir).exists()
+
+
+# -- the task's environment ----------------------------------------------------------------------
+
+
+ENV = """
+id: environment
+namespace: tests
+tasks:
+  - id: env
+    type: commands
+    env: {OWN: mine}
+    commands: ["env | cut -d= -f1 | sort > <<out>>/<<name>>"]
+"""
+
+WORKER_ONLY = {"TEMPORAL_API_KEY": "k-worker", "TFLOW_CODEC_KEY": "not-for-tasks", "SECRET_API_TOKEN": "eA==",
+               "MY_SETTING": "x", "MY_OTHER": "y", "LC_TIME": "C"}
+
+
+async def test_a_task_gets_the_allow_listed_environment_and_what_pass_env_names(
+        client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def names(pass_env: list[str] | None, file: str) -> set[str]:
+        monkeypatch.delenv("TFLOW_CODEC_KEY", raising=False)
+        async with create_worker(client, task_queue, graceful_shutdown_s=5, pass_env=pass_env):
+            for name, value in WORKER_ONLY.items():  # set after the worker's creation, so its codec reads none
+                monkeypatch.setenv(name, value)
+            result = await wait_result(await start(client, task_queue, tmp_path, ENV, out=tmp_path, name=file))
+            assert result["state"] == "SUCCESS", result["error"]
+        return set((tmp_path / file).read_text().split())
+
+    plain = await names(None, "plain")
+    assert {"PATH", "HOME", "OWN", "LC_TIME"} <= plain
+    assert not {name for name in plain if name.startswith(("TEMPORAL_", "SECRET_", "TFLOW_CODEC", "MY_"))}, plain
+    passed = await names(["MY_*", "TEMPORAL_API_KEY"], "passed")
+    assert {"MY_SETTING", "MY_OTHER", "TEMPORAL_API_KEY", "OWN"} <= passed
+    assert not {name for name in passed if name.startswith(("SECRET_", "TFLOW_CODEC"))}, passed
