@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, List, Optional
 
 import typer
@@ -16,6 +16,7 @@ from cli.options import Address, JsonOutput, Namespace, Profile, RunId, TaskQueu
 from cli.progress import print_attempt_log, print_result
 from temporal_flows.metadata import DEFAULT_TASK_QUEUE, label_term
 from client.connection import Connection, connect
+from client.masking import run_masker
 from client.run_list import recent_runs
 from client.runs import read_result, ui_url
 from client.task_logs import AttemptLog, read_task_logs
@@ -68,8 +69,11 @@ async def _status(connection: Connection, run_id: str, logs: bool = False,
     try:
         result = await read_result(handle)
         attempts = await read_task_logs(handle, task) if logs else []
+        masker = await run_masker(handle)  # SECRET input values and secret() placeholders print as ****
     except RPCError as error:
         raise _not_found(run_id, error) from None
+    result = masker.mask(result)
+    attempts = [replace(attempt, lines=masker.mask(attempt.lines)) for attempt in attempts]
     result["ui_url"] = ui_url(connection.ui_base, connection.namespace, run_id)
     return result, attempts
 

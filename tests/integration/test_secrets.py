@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,7 +26,7 @@ from client.runs import start_run, wait_result
 from client.task_logs import read_task_logs
 from client.worker import create_worker
 from temporal_flows.language.loader import load_flow
-from tests.support import fill, task_run, wait_until, write_flow
+from tests.support import REPO, cli_env, fill, task_run, tflow, wait_until, write_flow
 
 VALUE = f"tok-{uuid.uuid4().hex}"
 """The secret's value on the worker; a fresh one per session, so a trace of it can only come from here."""
@@ -294,3 +295,46 @@ async def test_a_task_gets_the_allow_listed_environment_and_what_pass_env_names(
     passed = await names(["MY_*", "TEMPORAL_API_KEY"], "passed")
     assert {"MY_SETTING", "MY_OTHER", "TEMPORAL_API_KEY", "OWN"} <= passed
     assert not {name for name in passed if name.startswith(("SECRET_", "TFLOW_CODEC"))}, passed
+
+
+# -- tflow status --------------------------------------------------------------------------------
+
+
+STATUS = """
+id: status_masks
+namespace: tests
+inputs:
+  - id: password
+    type: SECRET
+tasks:
+  - id: keep
+    type: return
+    format: "{{ inputs.password }} and {{ secret('API_TOKEN') }}"
+  - id: say
+    type: log
+    message: "the token: {{ secret('API_TOKEN') }}"
+  - id: echo
+    type: commands
+    commands: ["echo 'password: {{ inputs.password }}'", "exit 1"]
+"""
+
+
+async def test_tflow_status_masks_secret_inputs_and_placeholders(client: Client, worker: str, tmp_path: Path,
+                                                                 temporal_address: str, api_token: str) -> None:
+    password = f"pw-{uuid.uuid4().hex}"
+    flow = load_flow(write_flow(tmp_path, STATUS))
+    handle = await start_run(client, flow, task_queue=worker, inputs={"password": password}, warn=lambda _: None)
+    result = await wait_result(handle)
+    assert result["state"] == "FAILED"
+    assert password in json.dumps(result), "the reader's side (not the worker) is what this test is about"
+    done = await asyncio.to_thread(subprocess.run, tflow("status", handle.id, "--logs", "--json", "--address", temporal_address),
+                                   cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert password not in done.stdout and api_token not in done.stdout and "~tflow-secret~" not in done.stdout
+    shown = json.loads(done.stdout)
+    assert task_run(shown, "keep")["outputs"]["value"] == "**** and ****"
+    echo_log = [attempt for attempt in shown["logs"] if attempt["task_id"] == "echo"]
+    assert [line["message"] for line in echo_log[0]["lines"]] == ["password: ****"]
+    plain = await asyncio.to_thread(subprocess.run, tflow("status", handle.id, "--logs", "--address", temporal_address),
+                                    cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 0 and "password: ****" in plain.stdout and password not in plain.stdout, plain.stdout
