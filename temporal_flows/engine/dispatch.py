@@ -11,26 +11,31 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
 
 from activities.wire import to_wire
+from temporal_flows.engine.history import HistoryBudget
 from temporal_flows.engine.recording import Recorder
 from temporal_flows.engine.results import cancelled
 from temporal_flows.engine.worker_render import check_no_stored_values, root_run_id
 from temporal_flows.metadata import CANCEL_ACK_BOUND, HEARTBEAT_TIMEOUT
 from temporal_flows.model.runs import State, TaskRun
 from temporal_flows.tasks.base import TaskContext
+from temporal_flows.tasks.payloads import REQUEST_LIMIT_BYTES, REQUEST_TOO_LARGE_ERROR, check_size
 from temporal_flows.tasks.plan import ChildResult
 from temporal_flows.tasks.runnable.activity import RunIdentity, RunnableType, activity_options
 
 PATCH_BOUNDED_CANCEL_WAIT = "bounded-cancel-wait"
 """Before it, a cancelled activity was awaited without bound (a durable timer now caps the wait)."""
 
+REQUEST_ADVICE = "pass big values as files (`inputFiles`) or keep them in a runnable task's outputs, stored by reference"
+
 
 class Dispatcher:
     """Runs attempts as activities of one run; the metrics they report go to the recorder."""
 
-    def __init__(self, run_id: str, redispatch_limit: int, recorder: Recorder):
+    def __init__(self, run_id: str, redispatch_limit: int, recorder: Recorder, history: HistoryBudget | None = None):
         self.run_id = run_id
         self.redispatch_limit = redispatch_limit
         self.recorder = recorder
+        self.history = history if history is not None else HistoryBudget()
 
     async def run(self, runnable: RunnableType, context: TaskContext) -> ChildResult:
         """One attempt: the activity's result, or why it did not succeed."""
@@ -42,6 +47,9 @@ class Dispatcher:
         summary = task.id if scope.value is None else f"{task.id} [{scope.value}]"
         options = activity_options(task, summary, self.redispatch_limit)
         request = to_wire(call.request) if is_dataclass(call.request) else call.request  # same JSON, no deep copy
+        size = check_size(request, f"the request of task `{task.id}` (its rendered properties)", REQUEST_LIMIT_BYTES,
+                          REQUEST_ADVICE, REQUEST_TOO_LARGE_ERROR)
+        self.history.spend(size)
         handle = workflow.start_activity(call.activity, request, result_type=call.result_type, **options)
         try:
             try:

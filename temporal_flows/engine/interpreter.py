@@ -21,24 +21,38 @@ from temporal_flows.engine.ledger import Ledger
 from temporal_flows.engine.pauses import Pauses
 from temporal_flows.engine.recording import Recorder
 from temporal_flows.engine.rendering import Renderer
-from temporal_flows.engine.results import cancelled, expression_failure, settled
+from temporal_flows.engine.history import HistoryBudget
+from temporal_flows.engine.results import cancelled, engine_failure, expression_failure, settled
 from temporal_flows.expressions.references import contains_reference
 from temporal_flows.expressions.templates import ExpressionError
 from temporal_flows.metadata import DEFAULT_MAX_PENDING_TASKS, DEFAULT_REDISPATCH_LIMIT
 from temporal_flows.model.flow import Flow, Task, TaskKind
 from temporal_flows.model.runs import State, TaskRun
-from temporal_flows.tasks import task_type
+from temporal_flows.tasks import TaskType, task_type
 from temporal_flows.tasks.base import Scope, TaskContext
 from temporal_flows.tasks.flowable.conditional import is_true
+from temporal_flows.tasks.payloads import OUTPUTS_LIMIT_BYTES, PayloadTooLarge, check_size
 from temporal_flows.tasks.plan import ChildResult, Group, GroupResult
 
 PATCH_PAUSE_IN_PURE_WORK = "pause-in-pure-work"
 """Before it, pure work never gave the worker back: 10,000 pure tasks in a row tripped the SDK's
 deadlock detector (2 s without yielding) and the workflow task failed forever."""
 
+PATCH_REFERENCES_FROM_INPUTS = "references-from-inputs"
+"""Before it, only recorded outputs made a run render templates reading stored values on a worker;
+a run whose inputs held references (a subflow given a stored value) rendered them in the workflow."""
+
+PATCH_BOUNDED_OUTPUTS = "bounded-workflow-outputs"
+"""Before it, outputs computed in the workflow had no bound: a big one made the server terminate the run."""
+
 PURE_WORK_BATCH = 500
 """Pure and flowable task runs in a row before the workflow pauses on a 1 ms durable timer, so one
 workflow task stays well under the deadlock detector's 2 s (counted, never timed: deterministic)."""
+
+
+def _inputs_hold_references(inputs: dict[str, Any]) -> bool:
+    """Whether the run's inputs hold stored values' references (patched: see PATCH_REFERENCES_FROM_INPUTS)."""
+    return contains_reference(inputs) and workflow.patched(PATCH_REFERENCES_FROM_INPUTS)
 
 
 @dataclass(frozen=True)
@@ -61,17 +75,20 @@ class Interpreter:
         self, flow: Flow, run_id: str, started: datetime, limits: RunLimits, ledger: Ledger, pauses: Pauses | None = None,
         subflows: Mapping[str, dict[str, Any]] | None = None, inputs: dict[str, Any] | None = None,
         labels: dict[str, str] | None = None, trigger: dict[str, Any] | None = None,
+        history: HistoryBudget | None = None,
     ):
         self.flow = flow
         self.max_workers = limits.max_workers
         self.ledger = ledger
         inputs = inputs or {}
-        self.recorder = Recorder(ledger, holds_references=contains_reference(inputs))
+        self.history = history if history is not None else HistoryBudget()
+        """What the run has used of its history: no task run starts where it would pass Temporal's limits."""
+        self.recorder = Recorder(ledger, holds_references=_inputs_hold_references(inputs))
         self.renderer = Renderer(
             flow, run_id, started, self.recorder, limits.redispatch_limit, inputs,
             labels=labels if labels is not None else dict(flow.labels), trigger=trigger,
         )
-        self.dispatcher = Dispatcher(run_id, limits.redispatch_limit, self.recorder)
+        self.dispatcher = Dispatcher(run_id, limits.redispatch_limit, self.recorder, self.history)
         self.groups = GroupRunner(self.run_task, self.recorder)
         self.pauses = pauses if pauses is not None else Pauses()
         """Task runs waiting for a resume (the workflow's `resume` update wakes them)."""
@@ -117,30 +134,67 @@ class Interpreter:
             await workflow.sleep(0.001, summary="pause in pure work")
 
     async def _open_and_run(self, task: Task, scope: Scope) -> ChildResult:
+        """Open the task run, run it and record how it ended. Whatever workflow code raises on the
+        way fails this task run (`engine_failure`), never the workflow task."""
         declared = task_type(task.type)
         task_run = self.recorder.open(task, scope)
-        rendered_on_worker: dict[str, Any] = {}
-        context = self._task_context(task, task_run, scope, rendered_on_worker)
         own_outputs = None
         try:
-            unreadable = None
+            result, own_outputs = await self._execute(declared, task, task_run, scope)
+            if declared.kind is not TaskKind.RUNNABLE:
+                result, own_outputs = self._bounded(declared, task, result, own_outputs)
+            result = settled(task, result)
+        except Exception as error:  # noqa: BLE001 - see engine_failure; cancellation is a BaseException
+            result, own_outputs = engine_failure(error, f"task `{task.id}`"), None
+        try:
+            self.recorder.record(declared, task_run, scope, result, own_outputs)
+        except Exception as error:  # noqa: BLE001
+            result = engine_failure(error, f"recording task `{task.id}`")
+            self.recorder.record(declared, task_run, scope, result, None)
+        return result
+
+    async def _execute(
+        self, declared: TaskType, task: Task, task_run: TaskRun, scope: Scope
+    ) -> tuple[ChildResult, dict[str, Any] | None]:
+        """The task run's result (and a flowable's own outputs), once the run's history has room."""
+        over_budget = self.history.exceeded(self.ledger.bytes)
+        if over_budget is not None:
+            return ChildResult(State.FAILED, error=over_budget), None
+        rendered_on_worker: dict[str, Any] = {}
+        context = self._task_context(task, task_run, scope, rendered_on_worker)
+        try:
             if self.renderer.needs_worker(task):
                 unreadable = await self.renderer.render_stored_values(context, rendered_on_worker)
-            if unreadable is not None:
-                result = unreadable
-            elif task.run_if is not None and not is_true(context.render(task.run_if)):
-                result = ChildResult(State.SKIPPED)
-            elif declared.kind is TaskKind.FLOWABLE:
-                result, own_outputs = await self.groups.run_flowable(declared, context)
-            else:
-                result = await run_attempts(declared, context, self.ledger, self.dispatcher)
+                if unreadable is not None:
+                    return unreadable, None
+            if task.run_if is not None and not is_true(context.render(task.run_if)):
+                return ChildResult(State.SKIPPED), None
+            if declared.kind is TaskKind.FLOWABLE:
+                return await self.groups.run_flowable(declared, context)
+            return await run_attempts(declared, context, self.ledger, self.dispatcher), None
         except (asyncio.CancelledError, CancelledError):
-            result = cancelled()
+            return cancelled(), None
         except ExpressionError as error:
-            result = expression_failure(error)
-        result = settled(task, result)
-        self.recorder.record(declared, task_run, scope, result, own_outputs)
-        return result
+            return expression_failure(error), None
+        except PayloadTooLarge as error:
+            return ChildResult(State.FAILED, error=error.error), None
+
+    def _bounded(
+        self, declared: TaskType, task: Task, result: ChildResult, own: dict[str, Any] | None
+    ) -> tuple[ChildResult, dict[str, Any] | None]:
+        """Outputs computed in the workflow over `OUTPUTS_LIMIT_BYTES` (or nested too deep) fail the
+        task run: they would be kept inline in the ledger and the history (a runnable's big outputs
+        are stored by reference on its worker instead)."""
+        outputs = self.recorder.outputs_of(declared, result, own)
+        if not outputs:
+            return result, own
+        try:
+            check_size(outputs, f"the outputs of task `{task.id}`", OUTPUTS_LIMIT_BYTES)
+        except PayloadTooLarge as error:
+            if not workflow.patched(PATCH_BOUNDED_OUTPUTS):
+                return result, own
+            return ChildResult(State.FAILED, error=error.error), None
+        return result, own
 
     def _task_context(self, task: Task, task_run: TaskRun, scope: Scope, rendered: dict[str, Any]) -> TaskContext:
         return TaskContext(

@@ -20,6 +20,8 @@ class Ledger:
         self._now = now
         self._new_id = new_id
         self.task_runs: list[TaskRun] = []
+        self.bytes = 0
+        """Size of the closed task runs as JSON: what recording the ledger will add to the history."""
 
     def open(self, task_id: str, task_type: str, parent: TaskRun | None, value: Any = None, iteration: int | None = None) -> TaskRun:
         task_run = TaskRun(
@@ -55,6 +57,7 @@ class Ledger:
         task_run.outputs = outputs or {}
         task_run.error = error
         task_run.metrics = metrics or []
+        self.bytes += len(json.dumps(task_run.to_dict(), separators=(",", ":"), default=str))
 
     def to_list(self) -> list[dict[str, Any]]:
         return [task_run.to_dict() for task_run in self.task_runs]

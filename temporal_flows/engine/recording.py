@@ -12,6 +12,7 @@ from temporal_flows.model.flow import Task, TaskKind
 from temporal_flows.model.runs import State, TaskRun
 from temporal_flows.tasks import TaskType
 from temporal_flows.tasks.base import Scope
+from temporal_flows.tasks.payloads import bounded_error
 from temporal_flows.tasks.plan import ChildResult
 
 
@@ -47,22 +48,27 @@ class Recorder:
         what its type decided (a switch's `value`) and a race's `winner`.
         """
         task_id = task_run.task_id
-        outputs = None
-        if declared.kind is not TaskKind.FLOWABLE:
-            outputs = result.output if isinstance(result.output, dict) else None
-        elif own is not None or result.winner is not None:
-            outputs = {**(own or {}), **({"winner": result.winner} if result.winner is not None else {})}
+        outputs = self.outputs_of(declared, result, own)
         if outputs is not None:
             self._publish(task_id, scope.values, outputs)
             self.holds_references = self.holds_references or contains_reference(outputs)
         metrics = self._metrics.pop(task_run.id, None)
-        error = result.error
+        error = bounded_error(result.error)
         if error is not None and result.state is State.FAILED:
             error = {**error, "task_id": error.get("task_id") or task_id}
         self.ledger.close(task_run, result.state, outputs=outputs, error=error, metrics=metrics)
         self.task_results[task_id] = {
             "output": result.output, "state": result.state.value, "error": result.error, "winner": result.winner,
         }
+
+    @staticmethod
+    def outputs_of(declared: TaskType, result: ChildResult, own: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The outputs a task run records (see `record`); None when it has none."""
+        if declared.kind is not TaskKind.FLOWABLE:
+            return result.output if isinstance(result.output, dict) else None
+        if own is not None or result.winner is not None:
+            return {**(own or {}), **({"winner": result.winner} if result.winner is not None else {})}
+        return None
 
     def _publish(self, task_id: str, values: tuple[Any, ...], outputs: dict[str, Any]) -> None:
         """`outputs.<id>`, or inside for-each `outputs.<id>[<outer value>]...[<value>]`."""

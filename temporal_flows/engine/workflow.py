@@ -15,9 +15,11 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
+from temporal_flows.engine.history import HistoryBudget
 from temporal_flows.engine.interpreter import Interpreter, RunLimits
 from temporal_flows.engine.ledger import Ledger, LedgerPage
 from temporal_flows.engine.pauses import Pauses, ResumeRefused
+from temporal_flows.engine.results import is_sdk_error, unexpected_error
 from temporal_flows.expressions.templates import ExpressionError, render
 from temporal_flows.language.flow_outputs import OutputError, render_outputs
 from temporal_flows.language.inputs import InputError, resolve_inputs
@@ -37,11 +39,17 @@ from temporal_flows.model.requests import (
     RunRequest,
 )
 from temporal_flows.model.runs import State, timestamp
+from temporal_flows.tasks.payloads import SUMMARY_OUTPUTS_LIMIT_BYTES, PayloadTooLarge, bounded_error, check_size
 from temporal_flows.tasks.plan import GroupResult
 
 PATCH_LEDGER_IN_HISTORY = "ledger-in-history"
 """Before it, the result was the whole ledger and nothing was recorded at the end."""
 
+
+PATCH_SCHEDULE_TRIGGER = "schedule-trigger"
+"""Before it, runs a schedule started had no `trigger` variables either."""
+PATCH_BOUNDED_SUMMARY = "bounded-summary"
+"""Before it, flow outputs (and a subflow's outputs for its caller) had no bound but Temporal's."""
 
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 SCHEDULED_BY = SearchAttributeKey.for_keyword("TemporalScheduledById")
@@ -52,7 +60,7 @@ def _schedule_trigger(info: workflow.Info) -> dict[str, Any] | None:
     """Kestra's `trigger` variables for a run a Schedule trigger started (`trigger.date`: the time
     it was scheduled for); None for other runs, whose templates see no `trigger`."""
     scheduled = info.typed_search_attributes.get(SCHEDULED_START)
-    if scheduled is None:
+    if scheduled is None or not workflow.patched(PATCH_SCHEDULE_TRIGGER):
         return None
     return {"date": timestamp(scheduled), "scheduleId": info.typed_search_attributes.get(SCHEDULED_BY)}
 
@@ -73,9 +81,24 @@ class FlowWorkflow:
         self._pauses = Pauses()
         self._caller_outputs: dict[str, Any] | None = None
         self._outputs: dict[str, Any] = {}
+        self._history = HistoryBudget()
 
     @workflow.run
     async def run(self, request: RunRequest) -> dict[str, Any]:
+        """The run; an exception workflow code did not foresee fails it (`_fail_run`) rather than
+        leaving it stuck on a workflow task that fails forever."""
+        try:
+            return await self._run(request)
+        except ApplicationError as error:
+            if error.type == FLOW_FAILED_ERROR:
+                raise
+            return await self._fail_run(error)
+        except Exception as error:  # noqa: BLE001 - cancellation is a BaseException, SDK errors go on
+            if is_sdk_error(error):
+                raise
+            return await self._fail_run(error)
+
+    async def _run(self, request: RunRequest) -> dict[str, Any]:
         self._flow = Flow.from_dict(request.flow)
         info = workflow.info()
         limits = RunLimits(request.max_workers or 0, request.max_pending_tasks, request.redispatch_limit)
@@ -86,6 +109,7 @@ class FlowWorkflow:
         interpreter = Interpreter(
             self._flow, info.workflow_id, info.start_time, limits, self._ledger, self._pauses, request.subflows,
             inputs=inputs, labels={**self._flow.labels, **request.labels}, trigger=_schedule_trigger(info),
+            history=self._history,
         )
         try:
             outcome = await interpreter.run_flow()
@@ -111,6 +135,18 @@ class FlowWorkflow:
             )
         return result
 
+    async def _fail_run(self, error: Exception) -> dict[str, Any]:
+        """The run ends FAILED with the unexpected error's type and message, its ledger recorded."""
+        workflow.logger.warning("unexpected error in the run, which fails", exc_info=error)
+        self._finish(State.FAILED, {**unexpected_error(error), "task_id": None})
+        try:
+            await self._record_ledger()
+        except Exception as recording:  # noqa: BLE001 - the run fails anyway; clients fall back to a query
+            if is_sdk_error(recording):
+                raise
+        message = f"{self._error['type']}: {self._error['message']}" if self._error else "the run failed"
+        raise ApplicationError(message, self.summary(), type=FLOW_FAILED_ERROR, non_retryable=True)
+
     async def _refuse_inputs(self, error: InputError) -> dict[str, Any]:
         """Inputs that do not fit the flow's declarations: the run ends FAILED before any task runs."""
         self._finish(State.FAILED, {"type": "InputError", "message": str(error), "task_id": None})
@@ -126,14 +162,18 @@ class FlowWorkflow:
         if unreadable is not None:
             return replace(outcome, state=State.FAILED, error={"type": "OutputError", "message": unreadable, "task_id": None})
         try:
-            self._outputs = render_outputs(self._flow.outputs, interpreter.flow_context(), known)
+            outputs = render_outputs(self._flow.outputs, interpreter.flow_context(), known)
+            _check_summary_outputs(outputs, "the flow's `outputs`")
         except OutputError as error:
             return replace(outcome, state=State.FAILED, error={"type": "OutputError", "message": str(error), "task_id": None})
+        except PayloadTooLarge as error:
+            return replace(outcome, state=State.FAILED, error={**error.error, "task_id": None})
+        self._outputs = outputs
         return outcome
 
     def _finish(self, state: State, error: dict[str, Any] | None) -> None:
         self._state = state
-        self._error = error
+        self._error = bounded_error(error)
         self._ended = workflow.now()
 
     async def _record_ledger(self) -> bool:
@@ -142,6 +182,9 @@ class FlowWorkflow:
         False for a run that started before this existed (it returns the whole ledger)."""
         if not workflow.patched(PATCH_LEDGER_IN_HISTORY):
             return False
+        if not self._history.fits(self._ledger.bytes):
+            workflow.logger.warning("the ledger does not fit in the run's history; reading this run will replay it")
+            return True
         pages = self._ledger.pages(LEDGER_PAGE_BYTES)
         records = [
             workflow.execute_activity(
@@ -179,6 +222,10 @@ class FlowWorkflow:
             return {"resumed": self._pauses.resume(request.task, request.inputs, self._task_ids())}
         except ResumeRefused as refused:  # it ended between the validator and here
             raise ApplicationError(str(refused), type=RESUME_REFUSED_ERROR, non_retryable=True) from None
+        except Exception as error:  # noqa: BLE001 - the update fails, never the workflow task
+            if is_sdk_error(error):
+                raise
+            raise ApplicationError(unexpected_error(error)["message"], type=RESUME_REFUSED_ERROR, non_retryable=True) from None
 
     @resume.validator
     def _check_resume(self, request: ResumeRequest) -> None:
@@ -225,6 +272,19 @@ class FlowWorkflow:
 def _render_caller_outputs(interpreter: Interpreter, templates: dict[str, Any]) -> dict[str, Any]:
     """`{"values": ...}`, or `{"error": message}`: a failure here fails the calling task, not this run (Kestra)."""
     try:
-        return {"values": render(templates, interpreter.flow_context())}
+        values = render(templates, interpreter.flow_context())
+        _check_summary_outputs(values, "the subflow's `outputs` for its caller")
     except ExpressionError as error:
         return {"error": str(error)}
+    except PayloadTooLarge as error:
+        return {"error": error.message}
+    return {"values": values}
+
+
+def _check_summary_outputs(outputs: Any, what: str) -> None:
+    """`PayloadTooLarge` for outputs the run's summary cannot carry (patched: see PATCH_BOUNDED_SUMMARY)."""
+    try:
+        check_size(outputs, what, SUMMARY_OUTPUTS_LIMIT_BYTES)
+    except PayloadTooLarge:
+        if workflow.patched(PATCH_BOUNDED_SUMMARY):
+            raise

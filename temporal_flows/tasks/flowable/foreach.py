@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import json
 
+from temporalio import workflow
+
 from temporal_flows.model.flow import TaskKind
 from temporal_flows.model.runs import State
 from temporal_flows.tasks.base import Plan, PropertySpec, TaskContext, TaskType, combine_limits, flowable_properties
 from temporal_flows.tasks.plan import Child, ChildResult, Group
+
+
+ITEM_LIMIT_CHARS = 64 * 1024
+"""Longest item value (as text): every task run of the item keeps it, in the ledger and the history."""
+PATCH_BOUNDED_ITEMS = "bounded-foreach-items"
+"""Before it, an item of any length was taken."""
 
 
 class ItemsError(ValueError):
@@ -27,6 +35,8 @@ def items(ctx: TaskContext) -> list[str]:
             raw = json.loads(raw)
         except json.JSONDecodeError as error:
             raise ItemsError(f"`values` must render to a JSON list, got {raw[:200]!r} ({error.msg})") from None
+        except RecursionError:
+            raise ItemsError(f"`values` nests deeper than Python's JSON reader goes, got {raw[:200]!r}") from None
     if not isinstance(raw, list):
         raise ItemsError(f"`values` must be a list, got {type(raw).__name__}")
     nulls = sum(1 for item in raw if item is None)
@@ -34,7 +44,11 @@ def items(ctx: TaskContext) -> list[str]:
         raise ItemsError(f"Found '{nulls}' null values on Each, with values={json.dumps(raw)}")
     seen: dict[str, None] = {}
     for item in raw:
-        seen.setdefault(item if isinstance(item, str) else json.dumps(item, separators=(",", ":")), None)
+        text = item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
+        if len(text) > ITEM_LIMIT_CHARS and workflow.patched(PATCH_BOUNDED_ITEMS):
+            raise ItemsError(f"an item of `values` is {len(text):,} characters long, the limit is {ITEM_LIMIT_CHARS:,} "
+                             "(each task run of the item keeps it as `taskrun.value`); iterate over keys or file names")
+        seen.setdefault(text, None)
     return list(seen)
 
 

@@ -10,7 +10,7 @@ as Kestra's `transmitFailed` says.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 from temporalio import workflow
@@ -24,6 +24,7 @@ from temporal_flows.model.flow import TaskKind
 from temporal_flows.model.requests import FLOW_FAILED_ERROR, RunRequest
 from temporal_flows.model.runs import State
 from temporal_flows.tasks.base import PropertySpec, TaskContext, TaskType
+from temporal_flows.tasks.payloads import BIG_VALUE_ADVICE, REQUEST_LIMIT_BYTES, REQUEST_TOO_LARGE_ERROR, check_size
 from temporal_flows.tasks.plan import ChildResult
 
 CHILD_CANCEL_BOUND = CANCEL_ACK_BOUND * 2
@@ -70,6 +71,8 @@ async def evaluate(ctx: TaskContext) -> ChildResult:
         subflows=dict(ctx.subflows),
         caller_outputs={} if flow.get("outputs") else dict(props.get("outputs") or {}),
     )
+    check_size(asdict(request), f"the request of subflow task `{ctx.task.id}` (the flow, the flows it may call, its "
+               "inputs)", REQUEST_LIMIT_BYTES, BIG_VALUE_ADVICE, REQUEST_TOO_LARGE_ERROR)
     child_labels = {**flow.get("labels", {}), **request.labels}
     wait = props.get("wait", True)
     child_id = _child_id(ctx)
