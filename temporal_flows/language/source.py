@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from temporalio import workflow
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.events import AliasEvent, ScalarEvent
@@ -50,6 +51,10 @@ class YamlLimits:
 
     @classmethod
     def from_environment(cls) -> "YamlLimits":
+        """Inside a workflow the defaults, always: the sandbox refuses `os.environ`, and a bound that
+        differed between workers would make a replay decide differently."""
+        if workflow.in_workflow():
+            return cls()
         return cls(_env_int(MAX_BYTES_ENV, MAX_YAML_BYTES), _env_int(MAX_NODES_ENV, MAX_YAML_NODES),
                    _env_int(MAX_DEPTH_ENV, MAX_YAML_DEPTH))
 
