@@ -29,7 +29,7 @@ from activities.processes import INLINE_SH, ProcessOutcome, run_supervised
 from activities.protocol import ProtocolState
 from activities.secrets.task import TaskSecrets
 from activities.secrets.worker import task_environment
-from activities.storage import root_run_of, stage_input_files, with_storage
+from activities.storage import root_run_of, stage_input_files_async, with_storage
 from activities.task_log import TaskLog
 from activities.task_runners import check_runner, launch_command, remove_container
 from activities.wire import to_wire
@@ -183,7 +183,7 @@ async def _execute(request: CommandsRequest, workdir: str, secrets: TaskSecrets)
     non-retryable ApplicationError."""
     state, log, bound = ProtocolState(), TaskLog(), _OutputBound()
     stdout = TextCapture("stdout") if request.output else None  # what output extractors read
-    stage_input_files(workdir, secrets.resolve_data(request.input_files), root_run_of(request))
+    await stage_input_files_async(workdir, secrets.resolve_data(request.input_files), root_run_of(request))
     task_env = {str(key): secrets.resolve(str(value)) for key, value in request.env.items()}
     script = write_script(workdir, secrets.resolve(build_script(request)))
     try:

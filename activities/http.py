@@ -96,8 +96,8 @@ async def _exchange(request: HttpRequest) -> HttpResult:
     parsed = result.body if _is_json(response) and not isinstance(result.body, str) else None
     extracted = apply_extractors(request.output, text, "response body", parsed)
     storage = TaskStorage.of(request)  # a body over the threshold travels as a reference
-    result = dataclasses.replace(result, body=storage.shrink({"body": result.body})["body"],
-                                 extracted=storage.shrink(extracted, prefix="extracted-"))
+    result = dataclasses.replace(result, body=(await storage.shrink_async({"body": result.body}))["body"],
+                                 extracted=await storage.shrink_async(extracted, prefix="extracted-"))
     check_result_size(to_wire(result), f"The result of {request.method} {request.uri}")
     return result
 

@@ -3,7 +3,7 @@ read, or that run jq, which has no bound the workflow could count, render here w
 own environment (`temporal_flows.expressions.templates`, with a worker's sizes), references read
 from the run's storage. A result too big for the history is stored again and returned as a
 reference; a reference that cannot be read fails the task naming its file. Data merely shaped like
-a reference (not signed for this run, see `activities.storage_keys`) is rendered as the plain data it is.
+a reference (not signed for this run, see `activities.storage.keys`) is rendered as the plain data it is.
 
 A render runs in a child process (`RenderProcesses`; `python -m activities.render` is the child):
 a jq program or a template can run past any bound a render counts, so the worker kills the child
@@ -32,6 +32,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.api import RENDER_ACTIVITY, RenderRequest
 from activities.storage import StoredValueError, TaskStorage, configure, root_run_of, read_value, settings, stored
+from activities.storage.keys import child_environment
 from temporal_flows.expressions.sandbox import PrintedAsText
 from temporal_flows.expressions.templates import ExpressionError, reading_environment, render_string
 
@@ -122,7 +123,7 @@ class RenderProcesses:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "activities.render", str(self.memory_bytes), str(IDLE_EXIT_S),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-            limit=1 << 30,
+            limit=1 << 30, env=child_environment(),  # the storage key, even once taken out of os.environ
         )
         child = _Child(process)
         try:

@@ -19,6 +19,7 @@ import typer
 from activities.secrets.store import SECRETS_ENV, check_secrets_path
 from activities.secrets.worker import PASS_ENV_ENV
 from activities.storage import STORAGE_ENV
+from activities.storage.backends import StorageLocationError, parse_location
 from cli.common import ExitCode, check_task_runner, fail, run_async
 from cli.options import Address, Namespace, Profile, TaskRunner
 from client.connection import Connection, connect
@@ -41,9 +42,11 @@ def worker(
     max_concurrent_tasks: Optional[int] = typer.Option(None, "--max-concurrent-tasks", min=1, help="At most this many tasks at once per task queue served."),
     task_runner: TaskRunner = "auto",
     drain_timeout: float = typer.Option(30.0, "--drain-timeout", min=0, help="Seconds running tasks get to finish on shutdown before they are cancelled."),
-    storage_dir: Optional[Path] = typer.Option(
+    storage_dir: Optional[str] = typer.Option(
         None, "--storage", envvar=STORAGE_ENV, show_envvar=True,
-        help="Directory of the runs' big values and output files (default: <data dir>/storage); workers on several machines share one mount.",
+        help="Where the runs' big values and output files are kept, shared by every worker of the runs: a directory "
+             "(default: <data dir>/storage; a mount on several machines) or s3://bucket/prefix (an S3-compatible bucket: "
+             "AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION).",
     ),
     log_file: Optional[Path] = typer.Option(
         None, "--log-file", envvar="TFLOW_WORKER_LOG", show_envvar=True,
@@ -72,12 +75,23 @@ def worker(
         raise fail(f"--log-level: expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}", ExitCode.INVALID)
     if secrets_path is not None and (problem := check_secrets_path(secrets_path)):
         raise fail(f"--secrets: {problem}", ExitCode.INVALID)
+    if storage_dir is not None and (problem := _storage_problem(storage_dir)):
+        raise fail(f"--storage: {problem}", ExitCode.INVALID)
     connection = Connection.of(address, namespace, queues[0], profile=profile)
     if storage_dir is not None:
         os.environ[STORAGE_ENV] = str(storage_dir)  # read by create_worker (client.worker.storage_root)
     configure_logging(log_file, level=log_level.upper(), max_bytes=log_max_bytes, backups=log_backups)
     run_async(_serve(connection, queues, max_concurrent_tasks, drain_timeout, task_runner,
                      TaskSettings(secrets_path, list(pass_env) if pass_env else None)))
+
+
+def _storage_problem(location: str) -> str | None:
+    """What is wrong with a --storage setting (a directory or s3://bucket/prefix), if anything."""
+    try:
+        parse_location(location)
+    except StorageLocationError as error:
+        return str(error)
+    return None
 
 
 @dataclass(frozen=True)

@@ -51,13 +51,14 @@ def all_activities(task_runner: str = "auto") -> list[Any]:
     return [*ProcessActivities(task_runner).activities(), run_http, record_ledger_page, render_stored]
 
 
-def storage_root(given: str | Path | None = None) -> Path:
+def storage_root(given: str | Path | None = None) -> str | Path:
     """Where this worker keeps the runs' big values and files: `given` (`tflow worker --storage`),
-    else `$TFLOW_STORAGE`, else `<data dir>/storage`. Workers on several machines share one mount."""
+    else `$TFLOW_STORAGE`, else `<data dir>/storage`: a directory (workers on several machines share
+    one mount) or `s3://bucket/prefix` (`activities.storage.backends`), kept as written."""
     if given:
-        return Path(given).expanduser()
+        return given
     if os.environ.get(storage.STORAGE_ENV):
-        return Path(os.environ[storage.STORAGE_ENV]).expanduser()
+        return os.environ[storage.STORAGE_ENV]
     return default_data_dir() / "storage"
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities import storage, storage_keys
+from activities import storage
+from activities.storage import keys as storage_keys
 from activities.storage import StoredValueError, TaskStorage, collect_output_files, read_value, stage_input_files, stored
-from activities.storage_keys import KEY_FILE, sign
+from activities.storage.keys import KEY_FILE, sign
 from temporal_flows.engine.worker_render import check_no_stored_values, context_needed
 from temporal_flows.expressions.references import REF_KEY, contains_reference
 from temporal_flows.expressions.templates import ExpressionError, ReferenceTouched, reading_environment, render_string
@@ -48,7 +49,7 @@ def test_a_missing_or_escaping_reference_names_the_file(root: Path):
     with pytest.raises(StoredValueError, match="not a stored value of run r"):
         read_value({REF_KEY: "../../etc/passwd"}, "r")
     with pytest.raises(StoredValueError, match="outside the storage"):  # even signed (no worker makes one)
-        read_value(sign({REF_KEY: "../../etc/passwd", "size": 1, "kind": "file"}, "r", root), "r")
+        read_value(sign({REF_KEY: "../../etc/passwd", "size": 1, "kind": "file"}, "r", storage.settings().backend), "r")
 
 
 def test_input_files_are_written_and_output_files_collected(root: Path, tmp_path: Path):

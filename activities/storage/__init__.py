@@ -1,11 +1,14 @@
-"""The run's storage: big output values and output files, kept on disk and passed through Temporal
+"""The run's storage: big output values and output files, kept outside Temporal and passed through it
 as small reference objects (`temporal_flows.expressions.references`), so no payload nears the history's limits.
 
 Layout: `<root>/<run id>/<task run id>/outputs/<n>-<name>.json` (a value, as JSON) and
-`<root>/<run id>/<task run id>/files/<path>` (an `outputFiles` match). References hold the path
-relative to the root, so workers on several machines share one mount wherever it is mounted. The
-root is set once per worker process (`configure`, from `tflow worker --storage DIR`, else
-`$TFLOW_STORAGE`, else `<tflow data dir>/storage`). Nothing is removed automatically.
+`<root>/<run id>/<task run id>/files/<path>` (an `outputFiles` match). The root is a directory (a
+mount every worker shares, wherever it is mounted) or `s3://bucket/prefix` (any worker that reaches
+the bucket), see `activities.storage.backends`; references hold the name relative to the root. It
+is set once per worker process (`configure`, from `tflow worker --storage`, else `$TFLOW_STORAGE`,
+else `<tflow data dir>/storage`). Nothing is removed automatically. Every function here blocks
+(disk or network); the async ones (`with_storage`, `stage_input_files_async`, `shrink_async`) move
+the work to a thread and heartbeat meanwhile.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import dataclasses
 import json
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +27,14 @@ from temporalio.exceptions import ApplicationError
 from activities.api import CommandsRequest, CommandsResult
 from activities.heartbeating import heartbeating
 from activities.output_globs import match_output_files
-from activities.storage_keys import genuine, sign
+from activities.storage.backends import (
+    LocalStorage, S3Location, StorageBackend, StorageLocationError, StoredValueError, parse_location, safe_relative,
+)
+from activities.storage.keys import genuine, sign
 
 from temporal_flows.expressions.references import REF_KEY, describe, is_reference
+
+__all__ = ["StoredValueError", "StorageLocationError"]  # raised here, defined with the backends
 
 DEFAULT_THRESHOLD = 128 * 1024
 """Bytes (as JSON) above which an output value goes to storage."""
@@ -38,19 +45,38 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 @dataclass(frozen=True)
 class StorageSettings:
-    root: Path
+    backend: StorageBackend
     threshold: int = DEFAULT_THRESHOLD
+
+    @property
+    def root(self) -> str:
+        """The storage as a setting (`configure` takes it back): a directory or `s3://bucket/prefix`."""
+        return self.backend.location
 
 
 _settings: StorageSettings | None = None
 
 
+def open_storage(location: str | Path) -> StorageBackend:
+    """The backend of a storage setting: S3 for `s3://...`, else a local directory (created if
+    missing); StorageLocationError for anything else (`backends.parse_location`)."""
+    parsed = parse_location(location)
+    if isinstance(parsed, S3Location):
+        from activities.storage.s3 import S3Storage  # boto3 loads only in workers that use S3
+
+        return S3Storage(parsed)
+    return LocalStorage(parsed)
+
+
 def configure(root: Path | str, threshold: int = DEFAULT_THRESHOLD) -> StorageSettings:
-    """Set this worker process's storage root (created if missing) and threshold."""
+    """Set this worker process's storage (a directory, created if missing, or `s3://bucket/prefix`)
+    and threshold. The same location keeps its backend (an S3 client is made once)."""
     global _settings
-    path = Path(root).expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    _settings = StorageSettings(path, threshold)
+    if _settings is not None and str(root) == _settings.root:
+        backend = _settings.backend
+    else:
+        backend = open_storage(root)
+    _settings = StorageSettings(backend, threshold)
     return _settings
 
 
@@ -60,12 +86,8 @@ def settings() -> StorageSettings:
         return _settings
     if os.environ.get(STORAGE_ENV):
         return configure(os.environ[STORAGE_ENV])
-    raise ApplicationError(f"No storage configured on this worker (tflow worker --storage DIR or ${STORAGE_ENV})",
+    raise ApplicationError(f"No storage configured on this worker (tflow worker --storage DIR|s3://bucket/prefix or ${STORAGE_ENV})",
                            type="StorageError", non_retryable=True)
-
-
-class StoredValueError(Exception):
-    """A reference that cannot be read; the message names the file."""
 
 
 def root_run_of(request: Any) -> str:
@@ -76,8 +98,8 @@ def root_run_of(request: Any) -> str:
 def stored(value: Any, root_run_id: str) -> bool:
     """True when `value` is a reference a worker of this storage signed for the root run
     `root_run_id`, so it may be read; anything else shaped like a reference is plain data
-    (`activities.storage_keys`)."""
-    return is_reference(value) and genuine(value, root_run_id, settings().root)
+    (`activities.storage.keys`)."""
+    return is_reference(value) and genuine(value, root_run_id, settings().backend)
 
 
 @dataclass(frozen=True)
@@ -104,26 +126,21 @@ class TaskStorage:
 
     def _reference(self, relative: str, size: int, kind: str) -> dict[str, Any]:
         """The only place references are made: bound to the root run and signed."""
-        return sign({REF_KEY: relative, "size": size, "kind": kind}, self.root, settings().root)
+        return sign({REF_KEY: relative, "size": size, "kind": kind}, self.root, settings().backend)
 
     def store_value(self, name: str, text: str) -> dict[str, Any]:
         """Write a JSON text as the value `name`; its reference."""
-        root = settings().root
-        folder = root / self.prefix / "outputs"
-        folder.mkdir(parents=True, exist_ok=True)
-        index = sum(1 for _ in folder.iterdir())
-        relative = f"{self.prefix}/outputs/{index}-{_safe(name)[:80]}.json"
+        backend = settings().backend
+        folder = f"{self.prefix}/outputs"
+        relative = f"{folder}/{backend.count(folder)}-{_safe(name)[:80]}.json"
         data = text.encode()
-        (root / relative).write_bytes(data)
+        backend.write_bytes(relative, data)
         return self._reference(relative, len(data), "json")
 
     def store_file(self, source: Path, name: str) -> dict[str, Any]:
-        """Copy a produced file into storage under its relative `name`; its reference."""
+        """Copy a produced file (streamed) into storage under its relative `name`; its reference."""
         relative = f"{self.prefix}/files/{name}"
-        target = settings().root / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-        return self._reference(relative, target.stat().st_size, "file")
+        return self._reference(relative, settings().backend.write_file(relative, source), "file")
 
     def shrink(self, values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         """`values` with the biggest entries stored as references until every entry and the whole
@@ -145,6 +162,20 @@ class TaskStorage:
             total -= len(texts[key])
         return shrunk
 
+    async def shrink_async(self, values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        """`shrink` for the event loop: values that fit are returned at once, bigger ones are stored
+        from a thread (a bucket is a network call away)."""
+        if not _over(values):
+            return values
+        async with heartbeating():
+            return await asyncio.to_thread(self.shrink, values, prefix)
+
+
+def _over(values: dict[str, Any]) -> bool:
+    """True when `values` do not fit under the threshold as they are (`shrink` would store some)."""
+    threshold = _settings.threshold if _settings is not None else DEFAULT_THRESHOLD
+    return bool(values) and sum(len(_json(value)) for value in values.values()) > threshold
+
 
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
@@ -156,26 +187,24 @@ def _safe(name: str) -> str:
     return safe if safe.strip(".") else "_" * max(len(safe), 1)
 
 
-def path_of(reference: dict[str, Any], root_run_id: str) -> Path:
-    """The file a reference of the root run `root_run_id` names, inside the root (a reference never
-    escapes it); `StoredValueError` for data that is not one (callers treat that as plain data first)."""
-    root = settings().root
+def _object_of(reference: dict[str, Any], root_run_id: str) -> str:
+    """The object a reference of the root run `root_run_id` names, relative to the root (a
+    reference never escapes it); `StoredValueError` for data that is not one (callers treat that
+    as plain data first)."""
     if not stored(reference, root_run_id):
         raise StoredValueError(f"{describe(reference)} is not a stored value of run {root_run_id}")
     relative = str(reference.get(REF_KEY) or "")
-    path = (root / relative).resolve()
-    if not relative or root not in path.parents:
-        raise StoredValueError(f"invalid stored value reference {relative!r} (outside the storage {root})")
-    return path
+    if not safe_relative(relative):
+        raise StoredValueError(f"invalid stored value reference {relative!r} (outside the storage {settings().root})")
+    return relative
 
 
 def read_bytes(reference: dict[str, Any], root_run_id: str) -> bytes:
-    path = path_of(reference, root_run_id)
+    relative = _object_of(reference, root_run_id)
     try:
-        return path.read_bytes()
-    except OSError as error:
-        raise StoredValueError(f"cannot read the stored value {describe(reference)} at {path}: "
-                               f"{error.strerror or error}") from None
+        return settings().backend.read_bytes(relative)
+    except StoredValueError as error:
+        raise StoredValueError(f"cannot read the stored value {describe(reference)} at {error}") from None
 
 
 def read_value(reference: dict[str, Any], root_run_id: str) -> Any:
@@ -185,8 +214,8 @@ def read_value(reference: dict[str, Any], root_run_id: str) -> Any:
         try:
             return data.decode()
         except UnicodeDecodeError:
-            raise StoredValueError(f"the stored file {path_of(reference, root_run_id)} is not UTF-8 text; "
-                                   "use it through inputFiles instead") from None
+            where = settings().backend.where(_object_of(reference, root_run_id))
+            raise StoredValueError(f"the stored file {where} is not UTF-8 text; use it through inputFiles instead") from None
     return json.loads(data)
 
 
@@ -196,7 +225,7 @@ def read_value(reference: dict[str, Any], root_run_id: str) -> Any:
 def stage_input_files(workdir: str | Path, input_files: dict[str, Any], root_run_id: str) -> None:
     """`inputFiles`: write each `name: content` (text, or a reference to a stored value or file of
     the root run `root_run_id`; other data as JSON) into the working directory before the task
-    runs. Shared by every runnable with a directory."""
+    runs; a stored file is copied streamed. Blocking: `stage_input_files_async` runs it in a thread."""
     if not input_files:
         return  # most tasks have none: resolving the directory would cost a few syscalls each
     base = Path(workdir).resolve()
@@ -207,16 +236,31 @@ def stage_input_files(workdir: str | Path, input_files: dict[str, Any], root_run
                                    non_retryable=True)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            if stored(content, root_run_id):
-                data = read_bytes(content, root_run_id)
-                if content.get("kind") != "file":
-                    value = json.loads(data)
-                    data = value.encode() if isinstance(value, str) else data
-                target.write_bytes(data)
-            else:
+            if not stored(content, root_run_id):
                 target.write_text(content if isinstance(content, str) else _json(content))
+            elif content.get("kind") == "file":
+                _copy_stored_file(content, root_run_id, target)
+            else:
+                data = read_bytes(content, root_run_id)
+                value = json.loads(data)
+                target.write_bytes(value.encode() if isinstance(value, str) else data)
         except StoredValueError as error:
             raise ApplicationError(f"inputFiles {name!r}: {error}", type="StoredValueError", non_retryable=True) from None
+
+
+def _copy_stored_file(reference: dict[str, Any], root_run_id: str, target: Path) -> None:
+    relative = _object_of(reference, root_run_id)
+    try:
+        settings().backend.read_to_file(relative, target)
+    except StoredValueError as error:
+        raise StoredValueError(f"cannot read the stored value {describe(reference)} at {error}") from None
+
+
+async def stage_input_files_async(workdir: str | Path, input_files: dict[str, Any], root_run_id: str) -> None:
+    """`stage_input_files` for the event loop: in a thread, heartbeating, when there are any."""
+    if input_files:
+        async with heartbeating():
+            await asyncio.to_thread(stage_input_files, workdir, input_files, root_run_id)
 
 
 def collect_output_files(workdir: str | Path, patterns: list[str], storage: TaskStorage) -> dict[str, Any]:
@@ -226,16 +270,20 @@ def collect_output_files(workdir: str | Path, patterns: list[str], storage: Task
     return {name: storage.store_file(source, name) for name, source in match_output_files(workdir, patterns).items()}
 
 
-async def with_storage(result: CommandsResult, request: CommandsRequest, workdir: str | Path, collect_files: bool) -> CommandsResult:
-    """A process task's result as it travels: big `vars`/extracted values as references, and the
-    `outputFiles` matches (when `collect_files`: the task succeeded) copied into storage in a thread,
-    heartbeating meanwhile (a big tree or big files must not stall the event loop)."""
+def _stored_result(result: CommandsResult, request: CommandsRequest, workdir: str | Path, collect_files: bool) -> CommandsResult:
     storage = TaskStorage.of(request)
-    files = None
-    if collect_files and request.output_files:
-        async with heartbeating():
-            files = await asyncio.to_thread(collect_output_files, workdir, request.output_files, storage)
+    files = collect_output_files(workdir, request.output_files, storage) if collect_files and request.output_files else None
     return dataclasses.replace(
         result, vars=storage.shrink(result.vars), extracted=storage.shrink(result.extracted, prefix="extracted-"),
         output_files=files,
     )
+
+
+async def with_storage(result: CommandsResult, request: CommandsRequest, workdir: str | Path, collect_files: bool) -> CommandsResult:
+    """A process task's result as it travels: big `vars`/extracted values as references, and the
+    `outputFiles` matches (when `collect_files`: the task succeeded) copied into storage, in a
+    thread, heartbeating meanwhile (big files, or a bucket, must not stall the event loop)."""
+    if not (collect_files and request.output_files) and not _over(result.vars) and not _over(result.extracted):
+        return dataclasses.replace(result, output_files=None)  # nothing to store: most tasks
+    async with heartbeating():
+        return await asyncio.to_thread(_stored_result, result, request, workdir, collect_files)
