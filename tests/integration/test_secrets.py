@@ -22,6 +22,7 @@ from typing import Any, Iterator
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
+from client.codec import with_environment_codec
 from client.runs import start_run, wait_result
 from client.task_logs import read_task_logs
 from client.worker import create_worker
@@ -338,3 +339,47 @@ async def test_tflow_status_masks_secret_inputs_and_placeholders(client: Client,
     plain = await asyncio.to_thread(subprocess.run, tflow("status", handle.id, "--logs", "--address", temporal_address),
                                     cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=60)
     assert plain.returncode == 0 and "password: ****" in plain.stdout and password not in plain.stdout, plain.stdout
+
+
+# -- tflow worker --secrets --pass-env -----------------------------------------------------------
+
+
+CLI_FLOW = """
+id: worker_flags
+namespace: tests
+tasks:
+  - id: use
+    type: commands
+    env: {FROM_FILE: "{{ secret('API_TOKEN') }}"}
+    commands:
+      - printf '%s' "$FROM_FILE" > <<out>>/token
+      - env | cut -d= -f1 | sort > <<out>>/names
+"""
+
+
+async def test_tflow_worker_takes_secrets_from_a_directory_and_passes_only_named_variables(
+        client: Client, temporal_address: str, task_queue: str, tmp_path: Path) -> None:
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "API_TOKEN").write_text("from-the-directory\n")
+    key = base64.b64encode(os.urandom(32)).decode()
+    env = cli_env(TFLOW_CODEC_KEY=key, SECRET_API_TOKEN=base64.b64encode(b"from-the-environment").decode(),
+                  MY_SETTING="passed", OTHER_SETTING="kept")
+    refused = await asyncio.to_thread(subprocess.run, tflow("worker", "--secrets", str(tmp_path / "absent")), cwd=REPO,
+                                      env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--secrets" in refused.stderr and "does not exist" in refused.stderr, refused.stderr
+    with open(tmp_path / "worker.log", "wb") as sink:
+        worker = subprocess.Popen(tflow("worker", "--address", temporal_address, "--task-queue", task_queue, "--drain-timeout", "1",
+                                        "--secrets", str(secrets_dir), "--pass-env", "MY_*"),
+                                  cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        encrypted = with_environment_codec(client, {"TFLOW_CODEC_KEY": key})  # the worker encrypts with the same key
+        result = await wait_result(await start(encrypted, task_queue, tmp_path, CLI_FLOW, out=tmp_path))
+        assert result["state"] == "SUCCESS", (result["error"], (tmp_path / "worker.log").read_text()[-2000:])
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert (tmp_path / "token").read_text() == "from-the-directory"  # --secrets comes before SECRET_NAME
+    names = set((tmp_path / "names").read_text().split())
+    assert "MY_SETTING" in names and "FROM_FILE" in names
+    assert not names & {"TFLOW_CODEC_KEY", "SECRET_API_TOKEN", "OTHER_SETTING", "TEMPORAL_CONFIG_FILE"}, names
