@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 SUPERVISOR_SCRIPT = """\
 [ "$PPID" = "$1" ] || kill -KILL 0
-case $2 in /*) { echo 0 >"$2/cgroup.procs"; } 2>/dev/null || echo "tflow: cannot join the task's cgroup $2" >&2;; esac
+case $2 in /*) { echo 0 >"$2"; } 2>/dev/null || echo "tflow: cannot join the task's cgroup ${2%/*}" >&2;; esac
 shift
 exec 3<&0 </dev/null
 if [ "$2" = "tflow-inline-sh" ]; then
@@ -47,7 +47,10 @@ if [ "$2" = "tflow-inline-sh" ]; then
 fi
 { trap '' TERM; read _ <&3; read me _ </proc/self/stat
   case $1 in
-  /*) echo 1 >"$1/cgroup.kill" || while read p; do [ "$p" = "$me" ] || kill -KILL "$p"; done <"$1/cgroup.procs";;
+  /*) n=0; while [ $n -lt 100 ]; do n=$((n+1)); left=
+       while read p; do [ "$p" = "$me" ] || { left=1; kill -KILL "$p"; }; done <"${1%/*}/cgroup.threads"
+       [ -n "$left" ] || break
+     done;;
   -) ;;
   *) for f in $(grep -lzxF "TFLOW_TASK_TOKEN=$1" /proc/[0-9]*/environ); do
        p=${f#/proc/}; p=${p%/environ}; [ "$p" = "$me" ] || kill -KILL "$p"
@@ -75,10 +78,11 @@ exit "$status"
 """
 """Group leader, run as `sh -c SCRIPT tflow-supervisor <worker pid> <scope> argv...` with the
 worker's lifeline (see lifeline_fd) as stdin. If the worker already died (the parent is no longer
-the worker pid) the group is killed at once. `<scope>` (see activities.containment) is a cgroup
-path, which the supervisor joins before it starts anything, a token, or `-`. A forked watcher (no
-exec) blocks reading the lifeline: it gets end-of-file only when the worker is gone, and then kills
-the task's cgroup, or every process carrying the token (one grep, only then), and the whole group;
+the worker pid) the group is killed at once. `<scope>` (see activities.containment) is a cgroup's
+`cgroup.threads` (or `cgroup.procs`) file, which the supervisor writes itself to before it starts
+anything, a token, or `-`. A forked watcher (no exec) blocks reading the lifeline: it gets
+end-of-file only when the worker is gone, and then kills every thread in the task's cgroup (until
+none is left), or every process carrying the token (one grep, only then), and the whole group;
 it ignores SIGTERM so a cancellation's grace period cannot disarm it. The command runs with
 /dev/null as stdin and without the lifeline. SIGTERM is survived by the leader (a trapped signal
 interrupts `wait`, so it loops) so that it exits exactly when the real command does, with its

@@ -21,24 +21,45 @@ from activities.processes import run_supervised
 from tests.escapees import ESCAPES, escape_script, marked, marked_sleep, stop_subreaping, wait_marked, wait_unmarked
 
 ROOT = Path(__file__).resolve().parents[2]
-MODES = ("cgroup", "token")
+MODES = ("cgroup", "cgroup-domain", "token")
+CGROUP_POOL = containment.cgroup_pool
 
 
 def cgroups_usable() -> bool:
-    containment.cgroup_pool.cache_clear()
-    return containment.cgroup_pool() is not None
+    CGROUP_POOL.cache_clear()
+    return CGROUP_POOL() is not None
+
+
+def domain_pool() -> containment.CgroupPool:
+    """A pool of plain (domain) cgroups, what a worker uses where its cgroup cannot be a threaded
+    domain: joined through `cgroup.procs`."""
+    pool = CGROUP_POOL()
+    assert pool is not None
+    pool.remove_all()
+    pool.base.mkdir()
+    domain = containment.CgroupPool(pool.base, threaded=False)
+    assert containment._probe(domain)
+    return domain
 
 
 @pytest.fixture(params=MODES)
 def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Run the test with task cgroups, then with the token (cgroups turned off)."""
+    """Run the test with threaded task cgroups (the default where cgroup v2 is writable), with
+    domain ones, then with the token (cgroups turned off)."""
+    domain = None
     if request.param == "token":
         monkeypatch.setenv(containment.CGROUPS_ENV, "off")
     elif not cgroups_usable():
         pytest.skip("cgroup v2 is not writable here (a root worker on most Linux hosts can write it)")
-    containment.cgroup_pool.cache_clear()
+    elif request.param == "cgroup-domain":
+        domain = domain_pool()
+        monkeypatch.setattr(containment, "cgroup_pool", lambda: domain)
+    else:
+        assert CGROUP_POOL() is not None and CGROUP_POOL().threaded
     yield request.param
-    containment.cgroup_pool.cache_clear()
+    if domain is not None:
+        domain.remove_all()
+    CGROUP_POOL.cache_clear()
     containment.become_subreaper.cache_clear()
     stop_subreaping()
 
