@@ -27,6 +27,9 @@ MAX_OUTPUT_VARS = 1_000
 """Most names in a task's `vars` (`outputs` merged from `::{json}::` lines)."""
 MAX_METRICS = 1_000
 """Most metrics one task run reports; they are kept in the run's ledger."""
+PROTOCOL_LIMIT_CHARS = 64 * 1024 * 1024
+"""Most characters of `::{json}::` lines one task run may write, all lines together (64 Mi): the
+worker holds what they carry until the task ends (one line is at most 8 MiB, `activities.processes`)."""
 PROTOCOL_LOGS_LIMIT_CHARS = 64 * 1024
 """Characters of `::{json}::` log messages kept in the result's `logs`; later ones are left out with
 a marker entry (the task log, `tflow status --logs`, keeps its own head and tail of them)."""

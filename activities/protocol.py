@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from activities.bounds import MAX_METRICS, MAX_OUTPUT_VARS, PROTOCOL_LOGS_LIMIT_CHARS, json_loads, too_large
+from activities.bounds import MAX_METRICS, MAX_OUTPUT_VARS, PROTOCOL_LIMIT_CHARS, PROTOCOL_LOGS_LIMIT_CHARS, json_loads, too_large
 
 METRIC_TYPES = frozenset({"counter", "timer", "gauge"})
 LOG_LEVELS = frozenset({"TRACE", "DEBUG", "INFO", "WARN", "ERROR"})
@@ -74,7 +74,10 @@ class ProtocolState:
     """Every log entry of the last line fed (kept in `logs` or not), for the task log."""
     ignored: list[str] = field(default_factory=list)
     """Malformed parts of the last line fed (an otherwise valid protocol line), so the task can warn."""
-    _log_chars: int = 0
+    limit_chars: int = PROTOCOL_LIMIT_CHARS
+    """Most characters of protocol lines one task run may write, all lines together."""
+    _log_chars: int = field(default=0, compare=False, repr=False)
+    _line_chars: int = field(default=0, compare=False, repr=False)
 
     def feed(self, line: str) -> bool:
         """Take a line of stdout; True if it was a protocol line (and so not a log line). Raises
@@ -82,6 +85,9 @@ class ProtocolState:
         payload = parse_protocol_line(line)
         if payload is None:
             return False
+        self._line_chars += len(line)
+        if self._line_chars > self.limit_chars:
+            raise too_large("The task's `::{json}::` output lines", f"more than {self.limit_chars:,} characters together")
         self.line_logs, self.ignored = [], []
         self._outputs(payload.get("outputs"))
         self._metrics(payload.get("metrics"))

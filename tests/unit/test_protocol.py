@@ -147,3 +147,11 @@ def test_logs_past_their_budget_are_left_out_with_a_marker_but_still_reach_the_t
     kept = PROTOCOL_LOGS_LIMIT_CHARS // 1000
     assert len(state.logs) == kept and state.logs_left_out == fed - kept
     assert state.result_logs()[-1]["message"].startswith(f"… {fed - kept} protocol log entries left out")
+
+
+def test_protocol_lines_past_their_total_fail_the_task() -> None:
+    state = ProtocolState(limit_chars=100)
+    assert state.feed(line({"outputs": {"a": "x" * 60}}))
+    with pytest.raises(ApplicationError, match="more than 100 characters together") as raised:
+        state.feed(line({"outputs": {"a": "y"}}))
+    assert raised.value.type == "ResultTooLarge"
