@@ -12,6 +12,7 @@ from typing import Any, Iterable
 
 from temporal_flows.model.keys import camel_case, snake_case
 from temporal_flows.tasks import COMMON_PROPERTIES, TYPES, PropertySpec, TaskType, resolve_type
+from temporal_flows.tasks.kestra_aliases import RESPELLED, Respelling
 from temporal_flows.tasks.runnable.task_runners import DOCKER_OPTIONS, DOCKER_RUNNERS, PROCESS_RUNNERS, PULL_POLICIES
 
 
@@ -144,8 +145,11 @@ def accepted_properties(task_type: TaskType) -> dict[str, tuple[str, PropertySpe
     return accepted
 
 
-def task_type_schema(task_type: TaskType) -> dict[str, Any]:
-    """One type's task: every property in each spelling, nothing else, its required ones present."""
+def task_type_schema(task_type: TaskType, respelling: Respelling | None = None) -> dict[str, Any]:
+    """One type's task: every property in each spelling, nothing else, its required ones present;
+    with `respelling`, as a Kestra type run as this one names them (`kestra_aliases.RESPELLED`)."""
+    respelling = respelling or Respelling()
+    theirs = {ours: name for name, ours in respelling.renamed.items()}
     properties: dict[str, Any] = {}
     for name, (canonical, spec) in accepted_properties(task_type).items():
         if canonical == "id":
@@ -154,12 +158,14 @@ def task_type_schema(task_type: TaskType) -> dict[str, Any]:
             value = {"type": "string"}
         else:
             value = property_schema(spec, task_type, canonical)
-        for spelling in spellings(name):
+        if name in respelling.listed:
+            value = {"anyOf": [{"type": "string"}, value]}
+        for spelling in spellings(theirs.get(name, name)):
             properties[spelling] = value
     required = [
-        _required_any(spelling for name in (canonical, *spec.aliases) for spelling in spellings(name))
+        _required_any(spelling for name in (canonical, *spec.aliases) for spelling in spellings(theirs.get(name, name)))
         for canonical, spec in task_type.properties.items()
-        if spec.required
+        if spec.required and canonical not in respelling.implied
     ]
     description = task_type.description + ("" if task_type.runs_yet else " (validates; runs in a later version)")
     schema: dict[str, Any] = {
@@ -208,12 +214,12 @@ def _task_dispatch() -> dict[str, Any]:
     descriptions: list[str] = []
     branches = []
     for task_type in TYPES:
-        own = [task_type.name, *task_type.aliases]
-        names += own
-        descriptions += [task_type.description] * len(own)
-        branches.append(
-            {"if": {"properties": {"type": {"enum": own}}, "required": ["type"]}, "then": ref(f"task.{task_type.name}")}
-        )
+        own = [task_type.name, *(alias for alias in task_type.aliases if alias not in RESPELLED)]
+        respelled = [alias for alias in task_type.aliases if alias in RESPELLED]
+        names += [*own, *respelled]
+        descriptions += [task_type.description] * (len(own) + len(respelled))
+        for enum, definition in ((own, task_type.name), *(([alias], f"{task_type.name}@{alias}") for alias in respelled)):
+            branches.append({"if": {"properties": {"type": {"enum": enum}}, "required": ["type"]}, "then": ref(f"task.{definition}")})
     return {
         "type": "object",
         "required": ["id", "type"],
@@ -254,4 +260,7 @@ def task_definitions() -> dict[str, Any]:
         definitions[f"task.{task_type.name}"] = (
             delegated_schema(task_type) if task_type.delegate is not None else task_type_schema(task_type)
         )
+        for alias in task_type.aliases:
+            if alias in RESPELLED:
+                definitions[f"task.{task_type.name}@{alias}"] = task_type_schema(task_type, RESPELLED[alias])
     return definitions

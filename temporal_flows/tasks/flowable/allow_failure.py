@@ -23,7 +23,7 @@ def conclude(ctx: TaskContext, outcome: GroupResult, result: ChildResult) -> Chi
 TYPE = TaskType(
     "allow_failure",
     TaskKind.FLOWABLE,
-    ("io.kestra.plugin.core.flow.AllowFailure",),
+    ("io.kestra.plugin.core.flow.AllowFailure", "io.kestra.core.tasks.flows.AllowFailure"),
     flowable_properties(tasks=PropertySpec("tasks", required=True)),
     "children in order; a failure inside becomes WARNING",
     plan=plan,

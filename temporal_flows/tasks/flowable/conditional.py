@@ -28,7 +28,7 @@ def plan(ctx: TaskContext) -> Plan:
 TYPE = TaskType(
     "if",
     TaskKind.FLOWABLE,
-    ("io.kestra.plugin.core.flow.If",),
+    ("io.kestra.plugin.core.flow.If", "io.kestra.core.tasks.flows.If"),
     flowable_properties(
         condition=PropertySpec("any", required=True),
         then=PropertySpec("tasks", required=True),

@@ -34,7 +34,7 @@ def _on_failure_problem(value: dict) -> str | None:
 TYPE = TaskType(
     "dag",
     TaskKind.FLOWABLE,
-    ("io.kestra.plugin.core.flow.Dag",),
+    ("io.kestra.plugin.core.flow.Dag", "io.kestra.core.tasks.flows.Dag"),
     flowable_properties(
         tasks=PropertySpec("dag_tasks", required=True),
         concurrent=PropertySpec("integer", description="0 = unlimited"),

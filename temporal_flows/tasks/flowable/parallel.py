@@ -74,7 +74,7 @@ def default_properties(task: Task, written_type: str) -> None:
 TYPE = TaskType(
     "parallel",
     TaskKind.FLOWABLE,
-    ("io.kestra.plugin.core.flow.Parallel",),
+    ("io.kestra.plugin.core.flow.Parallel", "io.kestra.core.tasks.flows.Parallel"),
     flowable_properties(
         tasks=PropertySpec("tasks", required=True),
         concurrent=PropertySpec("integer", aliases=("max_workers",), description="0 = unlimited"),

@@ -21,7 +21,7 @@ def plan(ctx: TaskContext) -> Plan:
 TYPE = TaskType(
     "sequential",
     TaskKind.FLOWABLE,
-    ("io.kestra.plugin.core.flow.Sequential",),
+    ("io.kestra.plugin.core.flow.Sequential", "io.kestra.core.tasks.flows.Sequential"),
     flowable_properties(tasks=PropertySpec("tasks", required=True)),
     "children in order",
     plan=plan,

@@ -208,7 +208,8 @@ def _result(ctx: TaskContext, key: str, child_id: str, end: ChildEnd) -> ChildRe
 TYPE = TaskType(
     "subflow",
     TaskKind.PURE,
-    ("io.kestra.plugin.core.flow.Subflow", "io.kestra.plugin.core.flow.Flow"),
+    ("io.kestra.plugin.core.flow.Subflow", "io.kestra.plugin.core.flow.Flow", "io.kestra.core.tasks.flows.Subflow",
+     "io.kestra.core.tasks.flows.Flow"),
     {
         "namespace": PropertySpec("string", required=True, description="the called flow's namespace, written literally"),
         "flow_id": PropertySpec("string", required=True, description="the called flow's id, written literally"),

@@ -29,7 +29,7 @@ def plan(ctx: TaskContext) -> Plan:
 TYPE = TaskType(
     "switch",
     TaskKind.FLOWABLE,
-    ("io.kestra.plugin.core.flow.Switch",),
+    ("io.kestra.plugin.core.flow.Switch", "io.kestra.core.tasks.flows.Switch"),
     flowable_properties(
         value=PropertySpec("any", required=True),
         cases=PropertySpec("task_cases"),

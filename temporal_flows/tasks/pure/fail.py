@@ -23,7 +23,7 @@ async def evaluate(ctx: TaskContext) -> ChildResult:
 TYPE = TaskType(
     "fail",
     TaskKind.PURE,
-    ("io.kestra.plugin.core.execution.Fail",),
+    ("io.kestra.plugin.core.execution.Fail", "io.kestra.core.tasks.executions.Fail"),
     {"condition": PropertySpec("any"), "error_message": PropertySpec("string")},
     "fails, when `condition` (if given) is true",
     evaluate=evaluate,

@@ -27,7 +27,8 @@ async def evaluate(ctx: TaskContext) -> ChildResult:
 TYPE = TaskType(
     "log",
     TaskKind.PURE,
-    ("io.kestra.plugin.core.log.Log", "io.kestra.plugin.core.debug.Echo"),
+    ("io.kestra.plugin.core.log.Log", "io.kestra.plugin.core.debug.Echo", "io.kestra.core.tasks.log.Log",
+     "io.kestra.core.tasks.debugs.Echo"),
     {
         "message": PropertySpec("any", required=True, aliases=("format",)),  # Echo (deprecated) says `format`
         "level": PropertySpec("choice", choices=tuple(LEVELS)),

@@ -15,7 +15,7 @@ async def evaluate(ctx: TaskContext) -> ChildResult:
 TYPE = TaskType(
     "output_values",
     TaskKind.PURE,
-    ("io.kestra.plugin.core.output.OutputValues",),
+    ("io.kestra.plugin.core.output.OutputValues", "io.kestra.core.tasks.outputs.OutputValues"),
     {"values": PropertySpec("mapping", required=True)},
     "outputs the rendered `values`",
     evaluate=evaluate,

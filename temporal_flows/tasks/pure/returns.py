@@ -15,7 +15,7 @@ async def evaluate(ctx: TaskContext) -> ChildResult:
 TYPE = TaskType(
     "return",
     TaskKind.PURE,
-    ("io.kestra.plugin.core.debug.Return",),
+    ("io.kestra.plugin.core.debug.Return", "io.kestra.core.tasks.debugs.Return"),
     {"format": PropertySpec("string", aliases=("return",), description="`return` when written as a `basic` task")},
     "outputs `value`, the rendered `format`",
     evaluate=evaluate,

@@ -48,7 +48,7 @@ def read(result: CommandsResult | dict[str, Any]) -> RunnableOutcome:
 TYPE = TaskType(
     "commands",
     TaskKind.RUNNABLE,
-    ("io.kestra.plugin.scripts.shell.Commands",),
+    ("io.kestra.plugin.scripts.shell.Commands", "io.kestra.plugin.scripts.shell.Script", "io.kestra.core.tasks.scripts.Bash"),
     runnable_properties(
         commands=PropertySpec("string_list", required=True),
         env=PropertySpec("mapping"),

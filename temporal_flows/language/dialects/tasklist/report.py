@@ -12,11 +12,12 @@ from temporal_flows.model.problems import Problem
 
 @dataclass
 class Report:
-    """One file's problems and source map, passed to every check so each adds where it finds."""
+    """One file's problems and source map, passed to every check so each adds where it finds; a
+    problem stands in the file its location names (a plugin default's value may come from another)."""
 
     file: str
     problems: list[Problem] = field(default_factory=list)
     source_map: SourceMap = field(default_factory=SourceMap)
 
     def problem(self, location: Location, message: str) -> None:
-        self.problems.append(Problem(self.file, location.line, location.column, message))
+        self.problems.append(Problem(location.file, location.line, location.column, message))

@@ -10,6 +10,7 @@ from temporal_flows.language.dialects.cycles import dependency_cycles
 from temporal_flows.language.dialects.tasklist.declarations import declarations
 from temporal_flows.language.dialects.tasklist.execution import handler, retry, task_runner, worker_group
 from temporal_flows.language.dialects.tasklist.report import Report
+from temporal_flows.language.dialects.tasklist.respelled import respelled, written_name
 from temporal_flows.language.dialects.tasklist.values import INVALID, checked_property, identifier
 from temporal_flows.language.source import YList, YMap
 from temporal_flows.model.flow import Location, Task
@@ -70,20 +71,23 @@ class TaskNormalizer:
         task_type = self._task_type(node)
         if task_id is None or task_type is None:
             return None
+        written_type = node["type"]
+        node = respelled(node, written_type)
         task = Task(id=task_id, type=task_type.name, location=node.location)
         given = set()
         for key, value in node.items():
             given.add(self._property(task, task_type, node, key, value))
         for name, spec in task_type.properties.items():
             if spec.required and name not in given:
-                self.report.problem(node.location, f"task `{task_id}` ({task_type.name}) is missing `{name}`")
+                missing = written_name(written_type, name)
+                self.report.problem(node.location, f"task `{task_id}` ({task_type.name}) is missing `{missing}`")
         chosen = [name for name in task_type.one_of if name in given]
         if task_type.one_of and len(chosen) != 1:
             names = " or ".join(f"`{name}`" for name in task_type.one_of)
             self.report.problem(node.location, f"task `{task_id}` ({task_type.name}) needs exactly one of {names}"
                                 + (f", not {len(chosen)}" if chosen else ""))
         if task_type.default_properties is not None:
-            task_type.default_properties(task, node["type"])
+            task_type.default_properties(task, written_type)
         return task
 
     def _task_type(self, node: YMap) -> TaskType | None:
