@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FLOW ?= examples/parallel.yaml
 
-.PHONY: install temporal browser run test record-histories clean
+.PHONY: install temporal browser s3server run test record-histories clean
 
 install: $(STAMP)
 
@@ -33,7 +33,12 @@ browser:
 		echo "could not install chromium: the browser test will skip"; \
 	else echo "no chromium, and no apt-get as root to install it: the browser test will skip"; fi
 
-test: temporal browser
+# SeaweedFS's `weed`, the real S3-compatible server of the S3 storage tests (tests/conftest.py s3_server):
+# found (TFLOW_WEED, PATH, .tools/bin) or built once with Go (client/s3server.py); without it they skip, saying why.
+s3server: install
+	@$(BIN)/python -m client.s3server > /dev/null || echo "no SeaweedFS weed: the S3 storage tests will skip"
+
+test: temporal browser s3server
 	$(BIN)/python -m pytest
 
 # Record a new generation of the histories the replay tests check (after an intended, patched

@@ -86,7 +86,7 @@ def find_temporal_cli(*, obtain: bool = True, log: Callable[[str], None] = _stde
             return candidate
     if obtain:
         dest.mkdir(parents=True, exist_ok=True)
-        with _obtain_lock(dest):
+        with obtain_lock(dest):
             if _executable(dest / EXE):  # another process obtained it while we waited
                 return dest / EXE
             got = _download_with_sdk(dest) or _build_with_go(dest, log)
@@ -96,8 +96,8 @@ def find_temporal_cli(*, obtain: bool = True, log: Callable[[str], None] = _stde
 
 
 @contextlib.contextmanager
-def _obtain_lock(dest: Path) -> Iterator[None]:
-    """Serialize downloads/builds so two tflow processes don't build the CLI twice."""
+def obtain_lock(dest: Path) -> Iterator[None]:
+    """Serialize downloads/builds into `dest` so two processes don't obtain the same tool twice."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows

@@ -1,4 +1,5 @@
-"""Test session fixtures: one real Temporal dev server for the session (never a mock of Temporal).
+"""Test session fixtures: one real Temporal dev server for the session (never a mock of Temporal),
+and one real S3-compatible server for the tests of S3 storage.
 
 Set TFLOW_TEST_ADDRESS to run the integration tests against an existing server instead.
 """
@@ -15,6 +16,7 @@ import pytest_asyncio
 from temporalio.client import Client
 
 from client.devserver import DevServer
+from client.s3server import S3Server, S3ServerNotFound, find_weed
 from client.worker import create_worker
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,6 +34,22 @@ def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.start()
     try:
         yield server.address
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3-compatible server (SeaweedFS's `weed server -s3`) for the session, with one bucket;
+    the tests that use it skip, saying why, when `weed` is missing (`make s3server` builds it)."""
+    try:
+        weed = find_weed(obtain=False)
+    except S3ServerNotFound as error:
+        pytest.skip(str(error))
+    server = S3Server(data_dir=tmp_path_factory.mktemp("s3"), weed=weed)
+    server.start()
+    try:
+        yield server
     finally:
         server.stop()
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import boto3
 from boto3.exceptions import Boto3Error, S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError as BotoConnectionError, NoCredentialsError
 
@@ -25,6 +26,9 @@ from activities.storage.backends import S3Location, StorageBackend, StoredValueE
 ENDPOINT_ENVS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 """Where boto3 finds an S3-compatible server's URL, the first set wins."""
 DEFAULT_REGION = "us-east-1"
+PART_BYTES = 8 << 20
+TRANSFERS = TransferConfig(multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES, max_concurrency=4)
+"""Files past 8 MiB move in 8 MiB parts, 4 at a time: a file's transfer holds ~32 MiB at most."""
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
 _TAKEN = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
@@ -70,7 +74,7 @@ class S3Storage(StorageBackend):
     def write_file(self, relative: str, source: Path) -> int:
         try:
             size = source.stat().st_size
-            self.client.upload_file(str(source), self.bucket, self.s3.key(relative))  # type: ignore[attr-defined]
+            self.client.upload_file(str(source), self.bucket, self.s3.key(relative), Config=TRANSFERS)  # type: ignore[attr-defined]
         except OSError as error:
             raise storage_error(f"cannot read {source} to store it: {error.strerror or error}") from None
         except (BotoCoreError, Boto3Error, ClientError) as error:
@@ -87,7 +91,7 @@ class S3Storage(StorageBackend):
     def read_to_file(self, relative: str, target: Path) -> None:
         """boto3 downloads into a temporary file beside `target`, renamed when complete."""
         try:
-            self.client.download_file(self.bucket, self.s3.key(relative), str(target))  # type: ignore[attr-defined]
+            self.client.download_file(self.bucket, self.s3.key(relative), str(target), Config=TRANSFERS)  # type: ignore[attr-defined]
         except OSError as error:
             raise StoredValueError(f"cannot write {target}: {error.strerror or error}") from None
         except (BotoCoreError, Boto3Error, ClientError) as error:
