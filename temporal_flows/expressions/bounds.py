@@ -33,10 +33,10 @@ class Limits:
     """Loop iterations plus calls (functions, macros, methods) in one render."""
     output: int = 1_000_000
     """Characters one render outputs, counting text captured by `{% set %}` blocks and macros."""
-    built: int = 200_000_000
-    """Characters one render builds in all (operators, filters, calls): copying them is cheap, not free."""
-    work: int = 20_000_000
-    """Items one render walks or turns into text (sizes of structures, `| string`, `| json`...)."""
+    chars: int = 100_000_000
+    """Characters one render builds or scans in all (operators, filters, methods, comparisons)."""
+    work: int = 2_000_000
+    """Items one render builds, walks, compares or turns into text (filters, methods, `in`, `==`, slices...)."""
     text: int = 1_000_000
     """Characters of one string a template builds (`*`, `+`, `~`, `%`, `replace`, `join`, widths)."""
     items: int = 100_000
@@ -53,7 +53,7 @@ class Limits:
 
 LIMITS = Limits()
 """The workflow's."""
-WORKER_LIMITS = replace(LIMITS, output=100 * LIMITS.output, built=100 * LIMITS.built, work=100 * LIMITS.work,
+WORKER_LIMITS = replace(LIMITS, output=100 * LIMITS.output, chars=100 * LIMITS.chars, work=100 * LIMITS.work,
                         text=100 * LIMITS.text, weight=100 * LIMITS.weight)
 """A worker's render (stored values are big; the process rendering is killed past its time limit)."""
 
@@ -69,7 +69,7 @@ class Budget:
     limits: Limits = LIMITS
     steps: int = 0
     output: int = 0
-    built_chars: int = 0
+    chars: int = 0
     work: int = 0
     depth: int = 0
     weights: dict[int, tuple[Any, int]] = field(default_factory=dict)
@@ -90,6 +90,19 @@ class Budget:
         if self.work > self.limits.work:
             raise BudgetExceeded(f"more than {self.limits.work:,} items walked or turned into text in one render")
 
+    def spend_chars(self, count: int) -> None:
+        self.chars += count
+        if self.chars > self.limits.chars:
+            raise BudgetExceeded(f"more than {self.limits.chars:,} characters built or scanned in one render")
+
+    def touched(self, value: Any) -> Any:
+        """`value` is about to be scanned, copied or compared whole: its length is spent."""
+        if isinstance(value, (str, bytes)):
+            self.spend_chars(len(value))
+        elif isinstance(value, (list, tuple, dict, set, frozenset)):
+            self.spend_work(1 + len(value))
+        return value
+
     def weight(self, value: Any, limit: int | None = None) -> int:
         """Items plus characters of `value`, shared parts counted each time; stops counting past `limit`."""
         if isinstance(value, (str, bytes)):
@@ -100,10 +113,14 @@ class Budget:
         if known is not None and known[0] is value:
             return known[1]
         limit = self.limits.weight if limit is None else limit
-        total = 1
         self.spend_work(1 + len(value))
+        total = 1 + len(value)
         for part in chain(value.keys(), value.values()) if isinstance(value, dict) else value:
-            total += self.weight(part, limit - total)
+            kind = type(part)
+            if kind is str:
+                total += len(part)
+            elif kind is list or kind is tuple or kind is dict or isinstance(part, (str, list, tuple, dict)):
+                total += self.weight(part, limit - total) - 1
             if total > limit:
                 return total  # not remembered: counted only as far as the limit
         self.weights[id(value)] = (value, total)
@@ -114,9 +131,7 @@ class Budget:
         if isinstance(value, (str, bytes)):
             if len(value) > self.limits.text:
                 raise BudgetExceeded(f"{what} made {len(value):,} characters (at most {self.limits.text:,})")
-            self.built_chars += len(value)
-            if self.built_chars > self.limits.built:
-                raise BudgetExceeded(f"more than {self.limits.built:,} characters built in one render")
+            self.spend_chars(len(value))
         elif isinstance(value, (list, tuple, dict)):
             if self.weight(value) > self.limits.weight:
                 raise BudgetExceeded(f"{what} made a value of more than {self.limits.weight:,} items and characters")
@@ -189,7 +204,7 @@ class Budget:
             self.check_width(len(text) + found * (len(new) - len(old)), "replace making a text")
 
     def check_join(self, items: list[Any], separator: Any) -> None:
-        size = sum(self.weight(item) for item in items) + len(str(separator)) * len(items)
+        size = self.weight(items, self.limits.text + 1) + len(str(separator)) * len(items)
         self.check_width(size, "join making a text")
 
 

@@ -14,7 +14,7 @@ from functools import wraps
 from typing import Any, Callable, Iterable, Iterator
 
 from jinja2 import nodes
-from jinja2.compiler import CodeGenerator, Frame
+from jinja2.compiler import CodeGenerator, Frame, operators
 from jinja2.meta import TrackingCodeGenerator
 from jinja2.runtime import Context, LoopContext, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -26,6 +26,14 @@ LOOP_HOOK = "counted_loop"
 """The environment method every `for` loop's items go through (see `BoundedCodeGenerator`)."""
 
 _ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]+")
+
+CONSTANT_TIME_FILTERS = frozenset({"length", "count", "first", "last", "default", "d", "attr", "int", "float", "abs", "round", "bool"})
+"""Filters whose cost does not grow with their input's length (others spend it: `Budget.touched`)."""
+CONSTANT_TIME_TESTS = frozenset({
+    "defined", "undefined", "none", "null", "number", "string", "mapping", "map", "iterable", "sequence", "callable",
+    "sameas", "boolean", "false", "true", "integer", "float", "even", "odd", "divisibleby", "empty", "filter", "test",
+})
+"""Tests whose cost does not grow with their input's length."""
 
 STRUCTURAL_FILTERS = frozenset({
     "length", "count", "first", "last", "list", "map", "select", "reject", "selectattr", "rejectattr",
@@ -91,6 +99,21 @@ class BoundedCodeGenerator(CodeGenerator):
             self._hooked(LOOP_HOOK, node.args[0], frame)
             return
         super().visit_Call(node, frame, forward_caller=forward_caller)
+
+    def visit_Compare(self, node: nodes.Compare, frame: Frame) -> None:
+        """Each operand's length is spent before it is compared (`in`, `==` on lists and text scan them)."""
+        self.write("(")
+        self._hooked("touched", node.expr, frame)
+        for operand in node.ops:
+            self.write(f" {operators[operand.op]} ")
+            self._hooked("touched", operand.expr, frame)
+        self.write(")")
+
+    def visit_Getitem(self, node: nodes.Getitem, frame: Frame) -> None:
+        if isinstance(node.arg, nodes.Slice):  # a slice copies: its length is spent
+            self._hooked("touched", node, frame, super().visit_Getitem)
+        else:
+            super().visit_Getitem(node, frame)
 
     def visit_List(self, node: nodes.List, frame: Frame) -> None:
         self._hooked("bounded_literal", node, frame, super().visit_List)
@@ -178,6 +201,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         budget.step()
         if isinstance(__obj, LoopContext) and args:  # `loop(children)` in a recursive loop
             args = (__self.counted_loop(__context, args[0]), *args[1:])
+        budget.touched(getattr(__obj, "__self__", None))  # a method of text or a list scans it, or may
         args = _checked_method_call(budget, __obj, args, kwargs)
         return budget.built(super().call(__context, __obj, *args, **kwargs), f"`{_name(__obj)}()`")
 
@@ -198,6 +222,10 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     def bounded_literal(self, context: Context, value: Any) -> Any:
         """A list, tuple or mapping written in the template, or a `~` concatenation."""
         return budget_of(context).built(value, "a literal" if not isinstance(value, str) else "`~`")
+
+    def touched(self, context: Context, value: Any) -> Any:
+        """`value`, about to be compared or just sliced: its length spent (`Budget.touched`)."""
+        return budget_of(context).touched(value)
 
     def bounded_output(self, context: Context, text: str) -> str:
         budget_of(context).spend_output(len(text))
@@ -237,6 +265,8 @@ def bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any
     @wraps(function)
     def bounded(context: Context, value: Any, *args: Any, **kwargs: Any) -> Any:
         budget = budget_of(context)
+        if name not in CONSTANT_TIME_FILTERS:
+            budget.touched(value)
         if name not in STRUCTURAL_FILTERS and isinstance(value, (list, tuple, dict)):
             budget.stringified(value)
         if check is not None:
@@ -244,6 +274,25 @@ def bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any
         first = {_PassArg.context: (context,), _PassArg.eval_context: (context.eval_ctx,),
                  _PassArg.environment: (context.environment,)}.get(passes, ()) if passes else ()
         return budget.built(function(*first, value, *args, **kwargs), f"`| {name}`")
+
+    bounded.__dict__.pop("jinja_pass_arg", None)
+    return pass_context(bounded)
+
+
+def bounded_tests(tests: dict[str, Callable[..., Any]]) -> dict[str, Callable[..., Any]]:
+    """Every test whose cost grows with its input spending that input's length first."""
+    return {name: test if name in CONSTANT_TIME_TESTS else _bounded_test(test) for name, test in tests.items()}
+
+
+def _bounded_test(test: Callable[..., Any]) -> Callable[..., Any]:
+    passes = _PassArg.from_obj(test)
+
+    @wraps(test)
+    def bounded(context: Context, value: Any, *args: Any, **kwargs: Any) -> Any:
+        budget_of(context).touched(value)
+        first = {_PassArg.context: (context,), _PassArg.eval_context: (context.eval_ctx,),
+                 _PassArg.environment: (context.environment,)}.get(passes, ()) if passes else ()
+        return test(*first, value, *args, **kwargs)
 
     bounded.__dict__.pop("jinja_pass_arg", None)
     return pass_context(bounded)

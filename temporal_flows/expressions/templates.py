@@ -22,7 +22,7 @@ from temporal_flows.expressions.bounds import BUDGET_KEY, LIMITS, WORKER_LIMITS,
 from temporal_flows.expressions.library import JqNeedsWorker, TemplateFunctionError, check_jq
 from temporal_flows.expressions.pebble import PebbleSyntax
 from temporal_flows.expressions.references import REF_KEY, REF_MARK, describe
-from temporal_flows.expressions.sandbox import BoundedSandbox, bounded_filters, json_text, undeclared_names
+from temporal_flows.expressions.sandbox import BoundedSandbox, bounded_filters, bounded_tests, json_text, undeclared_names
 
 CONTEXT_ROOTS = frozenset(
     {
@@ -183,6 +183,7 @@ def _configured(kind: type[FlowEnvironment], pebble: bool) -> FlowEnvironment:
     for name in NON_DETERMINISTIC_FILTERS:
         env.filters.pop(name, None)
     env.filters = bounded_filters(env.filters)
+    env.tests = bounded_tests(env.tests)
     return env
 
 
