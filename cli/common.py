@@ -17,7 +17,7 @@ from activities.task_runners import WORKER_TASK_RUNNERS
 from client.connection import ConnectionConfigError, TemporalUnreachable
 from client.subflows import resolve_subflows
 from client.worker_log import LOG_FORMAT, configure_logging
-from temporal_flows.language.loader import LoadedFlow, load_flow
+from temporal_flows.language.loader import DefaultsFile, LoadedFlow, load_defaults_file, load_flow
 from temporal_flows.language.validate import not_runnable_yet
 from temporal_flows.model.problems import FlowError
 
@@ -58,10 +58,21 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def load_runnable(flow: Path) -> LoadedFlow:
-    """A flow every task of which can run now; else every problem, exit code 2."""
+def read_defaults(path: Path | None) -> DefaultsFile | None:
+    """The plugin defaults of `--defaults` (None without it); a bad file exits 2 with its problems."""
+    if path is None:
+        return None
     try:
-        loaded = load_flow(flow)
+        return load_defaults_file(path)
+    except FlowError as error:
+        raise fail(str(error), ExitCode.INVALID) from None
+
+
+def load_runnable(flow: Path, defaults: DefaultsFile | None = None) -> LoadedFlow:
+    """A flow every task of which can run now (with the plugin defaults of `--defaults`); else every
+    problem, exit code 2."""
+    try:
+        loaded = load_flow(flow, defaults)
     except FlowError as error:
         raise fail(str(error), ExitCode.INVALID) from None
     refused = not_runnable_yet(loaded)
@@ -70,10 +81,11 @@ def load_runnable(flow: Path) -> LoadedFlow:
     return loaded
 
 
-def find_subflows(loaded: LoadedFlow, flows_dirs: list[Path]) -> dict[str, dict[str, Any]]:
-    """The flows `loaded` calls as subflows (`client.subflows`); a missing or bad one exits 2."""
+def find_subflows(loaded: LoadedFlow, flows_dirs: list[Path], defaults: DefaultsFile | None = None) -> dict[str, dict[str, Any]]:
+    """The flows `loaded` calls as subflows (`client.subflows`), with the same plugin defaults; a
+    missing or bad one exits 2."""
     try:
-        return resolve_subflows(loaded, flows_dirs or None)
+        return resolve_subflows(loaded, flows_dirs or None, defaults)
     except FlowError as error:
         raise fail(str(error), ExitCode.INVALID) from None
 

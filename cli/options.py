@@ -46,5 +46,10 @@ FlowsDirs = Annotated[List[Path], typer.Option(
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON instead of text (one document on stdout).")]
 """What the document holds is the command's to say, in its docstring (its help)."""
 FlowFile = Annotated[Path, typer.Argument(help="The flow file (YAML).")]
+PluginDefaultsFile = Annotated[Optional[Path], typer.Option(
+    "--defaults",
+    help="A YAML file of Kestra plugin defaults, `pluginDefaults: [{type, values, forced}]`, applied to every flow "
+    "loaded (subflows too), as a namespace's: a flow's own defaults win over the file's unless those are forced.",
+)]
 RunId = Annotated[str, typer.Argument(help="The run id (Temporal workflow id).")]
 OutputFile = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of stdout.")]

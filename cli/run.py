@@ -27,9 +27,11 @@ from cli.common import (
     key_value_pairs,
     load_runnable,
     log_to_file,
+    read_defaults,
     run_async,
 )
-from cli.options import Address, FlowFile, FlowsDirs, JsonOutput, Namespace, Profile, TaskQueue, TaskRunner, UiUrl
+from cli.options import (Address, FlowFile, FlowsDirs, JsonOutput, Namespace, PluginDefaultsFile, Profile, TaskQueue, TaskRunner,
+                         UiUrl)
 from cli.progress import ProgressPrinter, print_attempt_log, print_result, ui_line
 from client.connection import ClusterSettings, Connection, cluster_settings
 from client.embedded import command_temporal, worker_log_file
@@ -55,6 +57,7 @@ def run(
     inputs_file: Optional[Path] = typer.Option(None, "--inputs-file", help="Inputs as a YAML/JSON mapping (--input wins)."),
     label: List[str] = typer.Option([], "--label", help="A label of this run as key=value (repeatable; over the flow's)."),
     flows_dir: FlowsDirs = [],
+    defaults: PluginDefaultsFile = None,
     max_workers: Optional[int] = typer.Option(None, "--max-workers", min=1, help="At most this many tasks at once in any group."),
     max_pending_tasks: int = typer.Option(DEFAULT_MAX_PENDING_TASKS, "--max-pending-tasks", min=1, max=1900, help="At most this many activities pending at once in the run (Temporal allows 2,000)."),
     redispatch_limit: int = typer.Option(DEFAULT_REDISPATCH_LIMIT, "--redispatch-limit", min=0, help="Re-dispatch a task whose worker was lost at most this many times, then fail it."),
@@ -74,8 +77,9 @@ def run(
     With --json: the result as one JSON object (SPEC §6); with --detach, {run_id, state, ui_url}."""
     check_task_runner(task_runner)
     _check_run_id(run_id)
-    loaded = load_runnable(flow)
-    subflows = find_subflows(loaded, flows_dir)
+    plugin_defaults = read_defaults(defaults)
+    loaded = load_runnable(flow, plugin_defaults)
+    subflows = find_subflows(loaded, flows_dir, plugin_defaults)
     labels = key_value_pairs(label, "--label")
     inputs = _resolve_inputs(loaded, input, inputs_file)
     cluster = cluster_settings(address, namespace, profile)  # an address from a config profile counts too

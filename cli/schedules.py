@@ -11,13 +11,13 @@ from typing import Any, Optional
 
 import typer
 
-from cli.common import ExitCode, fail, load_runnable, run_async
-from cli.options import Address, FlowFile, JsonOutput, Namespace, Profile, TaskQueue
+from cli.common import ExitCode, fail, load_runnable, read_defaults, run_async
+from cli.options import Address, FlowFile, JsonOutput, Namespace, PluginDefaultsFile, Profile, TaskQueue
 from client.connection import Connection, cluster_settings, connect
 from client.schedules import Deployed, Planned, list_schedules, plan
 from client.schedules import deploy as deploy_schedules
 from client.schedules import undeploy as undeploy_schedules
-from temporal_flows.language.loader import LoadedFlow, load_flow
+from temporal_flows.language.loader import DefaultsFile, LoadedFlow, load_flow
 from temporal_flows.metadata import DEFAULT_TASK_QUEUE
 from temporal_flows.model.problems import FlowError
 
@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
 
 def deploy(
     flow: FlowFile,
+    defaults: PluginDefaultsFile = None,
     as_json: JsonOutput = False,
     address: Address = None,
     namespace: Namespace = None,
@@ -39,8 +40,9 @@ def deploy(
     """Create or update a Temporal Schedule per Schedule trigger of FLOW; remove those of gone triggers.
 
     Scheduled runs go to --task-queue: run a worker there. With --json: {flow, schedules: [{schedule_id, action}]}."""
-    loaded = load_runnable(flow)
-    planned = _plan(loaded)
+    plugin_defaults = read_defaults(defaults)
+    loaded = load_runnable(flow, plugin_defaults)
+    planned = _plan(loaded, plugin_defaults)
     cluster = cluster_settings(address, namespace, profile)
     if not cluster.address:
         raise fail(
@@ -62,9 +64,9 @@ def deploy(
                    "see them with `tflow schedules` and `tflow list`.")
 
 
-def _plan(loaded: LoadedFlow) -> list[Planned]:
+def _plan(loaded: LoadedFlow, defaults: DefaultsFile | None) -> list[Planned]:
     try:
-        return plan(loaded)
+        return plan(loaded, defaults)
     except FlowError as error:
         raise fail(str(error), ExitCode.INVALID) from None
 

@@ -33,7 +33,7 @@ from client.subflows import resolve_subflows
 from client.runs import MISSING_SEARCH_ATTRIBUTES, REGISTER_SEARCH_ATTRIBUTES, lacks_search_attributes, run_metadata, run_request
 from temporal_flows.engine.workflow import FlowWorkflow
 from temporal_flows.language.inputs import InputError, resolve_inputs
-from temporal_flows.language.loader import LoadedFlow
+from temporal_flows.language.loader import DefaultsFile, LoadedFlow
 from temporal_flows.language.triggers import SCHEDULE_TRIGGER, ScheduleTrigger, is_schedule, schedule_id, schedule_of, schedule_prefix
 from temporal_flows.metadata import WORKFLOW_TYPE
 from temporal_flows.model.flow import Location
@@ -84,8 +84,9 @@ class Planned:
     request: RunRequest
 
 
-def plan(loaded: LoadedFlow) -> list[Planned]:
-    """Each Schedule trigger with its run request (inputs resolved, labels added, subflows found),
+def plan(loaded: LoadedFlow, defaults: DefaultsFile | None = None) -> list[Planned]:
+    """Each Schedule trigger with its run request (inputs resolved, labels added, subflows found
+    with the plugin defaults `loaded` was loaded with),
     before anything is deployed; raises `FlowError` with every problem, each at its trigger:
     a trigger type that cannot be deployed, inputs that do not fit, a subflow not found."""
     flow = loaded.flow
@@ -110,7 +111,7 @@ def plan(loaded: LoadedFlow) -> list[Planned]:
             problems.extend(at(trigger.id, f"Schedule trigger `{trigger.id}`, `inputs`: {message}") for message in error.messages)
             continue
         if subflows is None:
-            subflows = resolve_subflows(loaded)
+            subflows = resolve_subflows(loaded, defaults=defaults)
         planned.append(Planned(trigger, run_request(loaded, inputs=inputs, labels=trigger.labels, subflows=subflows)))
     if problems:
         raise FlowError(problems)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from temporal_flows.expressions.templates import template_strings
-from temporal_flows.language.loader import LoadedFlow, load_flow
+from temporal_flows.language.loader import DefaultsFile, LoadedFlow, load_flow
 from temporal_flows.language.source import YMap, parse_yaml, read_source
 from temporal_flows.language.validate import not_runnable_yet
 from temporal_flows.metadata import PAYLOAD_LIMIT_BYTES
@@ -39,13 +39,15 @@ def calls_subflows(loaded: LoadedFlow) -> bool:
     return any(task.type == SUBFLOW_TYPE for task in loaded.flow.all_tasks())
 
 
-def resolve_subflows(loaded: LoadedFlow, flows_dirs: Sequence[Path] | None = None) -> dict[str, dict[str, Any]]:
+def resolve_subflows(loaded: LoadedFlow, flows_dirs: Sequence[Path] | None = None,
+                     defaults: DefaultsFile | None = None) -> dict[str, dict[str, Any]]:
     """`namespace.flowId` → normalized flow (`Flow.to_input()`) of every flow `loaded` calls,
-    directly or through other subflows, found in `flows_dirs` (default: the flow file's directory).
+    directly or through other subflows, found in `flows_dirs` (default: the flow file's directory)
+    and loaded with the plugin defaults the caller was loaded with (`defaults`).
     Raises `FlowError` naming the calling file and line of each problem."""
     if not calls_subflows(loaded):
         return {}
-    finder = _Finder(FlowIndex([Path(folder) for folder in (flows_dirs or default_flows_dirs(loaded))]))
+    finder = _Finder(FlowIndex([Path(folder) for folder in (flows_dirs or default_flows_dirs(loaded))]), defaults)
     finder.visit(loaded, (flow_key(loaded.flow.namespace, loaded.flow.id),))
     if finder.problems:
         raise FlowError(finder.problems)
@@ -98,8 +100,9 @@ def _identity(path: Path) -> str | None:
 
 
 class _Finder:
-    def __init__(self, index: FlowIndex):
+    def __init__(self, index: FlowIndex, defaults: DefaultsFile | None = None):
         self.index = index
+        self.defaults = defaults
         self.found: dict[str, dict[str, Any]] = {}
         self.problems: list[Problem] = []
 
@@ -139,7 +142,7 @@ class _Finder:
             self._problem(where, f"task `{task.id}`: subflow `{key}` is defined by several files ({listed}); keep one")
             return None
         try:
-            child = load_flow(files[0])
+            child = load_flow(files[0], self.defaults)
         except FlowError as error:
             self._problem(where, f"task `{task.id}`: subflow `{key}` ({files[0]}) is not a valid flow")
             self.problems.extend(error.problems)

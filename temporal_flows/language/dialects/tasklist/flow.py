@@ -20,8 +20,9 @@ from temporal_flows.model.problems import Problem, did_you_mean
 
 FLOW_KEYS = (
     "id", "namespace", "description", "labels", "variables", "inputs", "outputs", "triggers", "tasks", "errors",
-    "finally", "retry",
+    "finally", "retry", "pluginDefaults", "taskDefaults",
 )
+"""`pluginDefaults`/`taskDefaults` are merged into the tasks before this dialect reads them (`plugin_defaults`)."""
 FLOW_KEYS_NOT_YET_SUPPORTED = ("concurrency",)
 
 
