@@ -13,6 +13,7 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 
 from activities.secrets.task import MASK, TaskSecrets
+from temporal_flows.engine.dispatch import secret_values
 from temporal_flows.expressions.library import SECRET_PLACEHOLDER
 
 
@@ -33,14 +34,12 @@ class RunMasker:
         return value
 
 
-def secret_values(request: Any) -> list[str]:
+def run_secret_values(request: Any) -> list[str]:
     """The values of the SECRET inputs in a run's input (`RunRequest` as data)."""
     if not isinstance(request, dict) or not isinstance(request.get("flow"), dict):
         return []
-    inputs = request.get("inputs") if isinstance(request.get("inputs"), dict) else {}
-    declared = request["flow"].get("inputs") or []
-    names = [item.get("id") for item in declared if isinstance(item, dict) and item.get("type") == "SECRET"]
-    return [str(inputs[name]) for name in names if inputs.get(name) is not None]
+    inputs = request.get("inputs")
+    return list(secret_values(request["flow"].get("inputs") or [], inputs if isinstance(inputs, dict) else {}))
 
 
 async def run_masker(handle: WorkflowHandle[Any, Any]) -> RunMasker:
@@ -49,6 +48,6 @@ async def run_masker(handle: WorkflowHandle[Any, Any]) -> RunMasker:
         payloads = event.workflow_execution_started_event_attributes.input.payloads
         if payloads:
             [request] = await handle._client.data_converter.decode(payloads[:1], [dict])  # noqa: SLF001
-            return RunMasker(secret_values(request))
+            return RunMasker(run_secret_values(request))
         break
     return RunMasker([])

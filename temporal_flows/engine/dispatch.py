@@ -4,6 +4,8 @@ dispatched to the workers, and its result, failure, lost worker or cancellation 
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import is_dataclass
 from typing import Any
 
@@ -31,11 +33,14 @@ REQUEST_ADVICE = "pass big values as files (`inputFiles`) or keep them in a runn
 class Dispatcher:
     """Runs attempts as activities of one run; the metrics they report go to the recorder."""
 
-    def __init__(self, run_id: str, redispatch_limit: int, recorder: Recorder, history: HistoryBudget | None = None):
+    def __init__(self, run_id: str, redispatch_limit: int, recorder: Recorder, history: HistoryBudget | None = None,
+                 secrets: Sequence[str] = ()):
         self.run_id = run_id
         self.redispatch_limit = redispatch_limit
         self.recorder = recorder
         self.history = history if history is not None else HistoryBudget()
+        self.secrets = tuple(secrets)
+        """The run's SECRET input values: a request holding one names it (`masked`) for the worker to mask."""
 
     async def run(self, runnable: RunnableType, context: TaskContext) -> ChildResult:
         """One attempt: the activity's result, or why it did not succeed."""
@@ -47,6 +52,9 @@ class Dispatcher:
         summary = task.id if scope.value is None else f"{task.id} [{scope.value}]"
         options = activity_options(task, summary, self.redispatch_limit)
         request = to_wire(call.request) if is_dataclass(call.request) else call.request  # same JSON, no deep copy
+        masked = held_values(request, self.secrets) if self.secrets and isinstance(request, dict) else []
+        if masked:
+            request = {**request, "masked": masked}
         size = check_size(request, f"the request of task `{task.id}` (its rendered properties)", REQUEST_LIMIT_BYTES,
                           REQUEST_ADVICE, REQUEST_TOO_LARGE_ERROR)
         self.history.spend(size)
@@ -106,3 +114,16 @@ class Dispatcher:
             )
             return ChildResult(State.FAILED, error={"type": "WorkerLost", "message": message})
         return ChildResult(State.FAILED, error={"type": type(cause).__name__, "message": str(cause or error)})
+
+
+def secret_values(declared: Sequence[Mapping[str, Any]], inputs: Mapping[str, Any]) -> tuple[str, ...]:
+    """The values (as text) of a run's SECRET inputs, from the flow's declarations and its inputs."""
+    names = [item.get("id") for item in declared if isinstance(item, Mapping) and item.get("type") == "SECRET"]
+    return tuple(str(inputs[name]) for name in names if inputs.get(name) is not None and str(inputs[name]))
+
+
+def held_values(request: Any, values: Sequence[str]) -> list[str]:
+    """The `values` that `request` holds somewhere (its JSON text contains them): the worker masks
+    those, and only those reach it."""
+    text = json.dumps(request, ensure_ascii=False, default=str)
+    return [value for value in values if json.dumps(value, ensure_ascii=False)[1:-1] in text]

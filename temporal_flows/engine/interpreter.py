@@ -15,7 +15,7 @@ from temporalio import workflow
 from temporalio.exceptions import CancelledError
 
 from temporal_flows.engine.attempts import retry_policy, run_attempts
-from temporal_flows.engine.dispatch import Dispatcher
+from temporal_flows.engine.dispatch import Dispatcher, secret_values
 from temporal_flows.engine.groups import GroupRunner
 from temporal_flows.engine.ledger import Ledger
 from temporal_flows.engine.pauses import Pauses
@@ -88,7 +88,8 @@ class Interpreter:
             flow, run_id, started, self.recorder, limits.redispatch_limit, inputs,
             labels=labels if labels is not None else dict(flow.labels), trigger=trigger,
         )
-        self.dispatcher = Dispatcher(run_id, limits.redispatch_limit, self.recorder, self.history)
+        self.dispatcher = Dispatcher(run_id, limits.redispatch_limit, self.recorder, self.history,
+                                     secret_values(flow.inputs, inputs))
         self.groups = GroupRunner(self.run_task, self.recorder)
         self.pauses = pauses if pauses is not None else Pauses()
         """Task runs waiting for a resume (the workflow's `resume` update wakes them)."""

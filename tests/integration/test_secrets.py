@@ -383,3 +383,48 @@ async def test_tflow_worker_takes_secrets_from_a_directory_and_passes_only_named
     names = set((tmp_path / "names").read_text().split())
     assert "MY_SETTING" in names and "FROM_FILE" in names
     assert not names & {"TFLOW_CODEC_KEY", "SECRET_API_TOKEN", "OTHER_SETTING", "TEMPORAL_CONFIG_FILE"}, names
+
+
+# -- SECRET inputs on the worker -----------------------------------------------------------------
+
+
+SECRET_INPUT = """
+id: secret_input_on_the_worker
+namespace: tests
+inputs:
+  - id: password
+    type: SECRET
+tasks:
+  - id: holds
+    type: commands
+    commands:
+      - echo "login with {{ inputs.password }}"
+      - 'echo "::{\\"outputs\\": {\\"again\\": \\"{{ inputs.password }}\\"}}::"'
+      - echo "{{ inputs.password }}" >&2; exit 4
+    allowFailure: true
+  - id: plain
+    type: commands
+    commands: ["echo nothing secret"]
+"""
+
+
+async def test_the_worker_masks_the_secret_inputs_a_request_holds(client: Client, worker: str, tmp_path: Path) -> None:
+    password = f"pw-{uuid.uuid4().hex}"
+    handle = await start_run(client, load_flow(write_flow(tmp_path, SECRET_INPUT)), task_queue=worker,
+                             inputs={"password": password}, warn=lambda _: None)
+    result = await wait_result(handle)
+    holds = task_run(result, "holds")
+    assert holds["state"] == "WARNING" and holds["error"]["message"] == "Command failed with exit code 4: ****", holds["error"]
+    assert holds["outputs"]["vars"] == {"again": "****"}
+    [attempt, _] = await read_task_logs(handle)
+    assert [line["message"] for line in attempt.lines] == ["login with ****", "****"]
+
+    requests: dict[str, dict[str, Any]] = {}
+    async for event in handle.fetch_history_events():
+        attributes = event.activity_task_scheduled_event_attributes
+        if attributes.activity_type.name == "tflow.commands":
+            request = json.loads(attributes.input.payloads[0].data)
+            requests[request["task_id"]] = request
+        for outcome in (event.activity_task_completed_event_attributes, event.activity_task_failed_event_attributes):
+            assert password.encode() not in outcome.SerializeToString(), "an activity's result or failure holds it"
+    assert requests["holds"]["masked"] == [password] and not requests["plain"]["masked"]
