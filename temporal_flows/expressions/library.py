@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import unicodedata
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -280,15 +281,20 @@ def secret_nonce(run_id: str) -> str:
     return hashlib.sha256(f"tflow-secret:{run_id}".encode()).hexdigest()[:16] if run_id else ""
 
 
+RENDERING_RUN: ContextVar[str] = ContextVar("tflow_rendering_run", default="")
+"""The Temporal run id a render outside workflow and activity is for (a worker's render child process
+sets it), so its `secret()` placeholders are the run's own."""
+
+
 def current_run_id() -> str:
-    """The Temporal run id of the workflow rendering (or of the activity's workflow); "" outside both."""
+    """The Temporal run id of the workflow rendering (or of the activity's workflow, or RENDERING_RUN)."""
     from temporalio import activity, workflow
 
     if workflow.in_workflow():
         return workflow.info().run_id
     if activity.in_activity():
         return activity.info().workflow_run_id or ""
-    return ""
+    return RENDERING_RUN.get()
 
 
 def secret(name: Any) -> str:

@@ -17,7 +17,7 @@ from activities.processes import run_supervised
 from activities.secrets import worker as task_settings
 from activities.secrets.store import SecretStore, check_secrets_path
 from activities.secrets.task import TaskSecrets, redact_urls
-from temporal_flows.expressions.library import secret_nonce
+from temporal_flows.expressions.library import RENDERING_RUN, secret_nonce
 from temporal_flows.expressions.templates import ExpressionError, render_string
 from tests.support import REPO, cli_env, tflow, write_flow
 
@@ -172,6 +172,11 @@ async def test_output_lines_are_masked_before_callbacks_and_tails() -> None:
 def test_secret_renders_a_placeholder_and_refuses_bad_names() -> None:
     assert render_string("{{ secret('API_TOKEN') }}", {}) == "~tflow-secret~API_TOKEN~~"  # outside any run: no tag
     assert secret_nonce("r") == secret_nonce("r") != secret_nonce("s") and len(secret_nonce("r")) == 16
+    token = RENDERING_RUN.set("run-1")  # a worker's render child process, rendering for run-1
+    try:
+        assert render_string("{{ secret('API_TOKEN') }}", {}) == placeholder("API_TOKEN")
+    finally:
+        RENDERING_RUN.reset(token)
     for bad in ("'a-b'", "'1X'", "42", "none"):
         with pytest.raises(ExpressionError, match="secret"):
             render_string(f"{{{{ secret({bad}) }}}}", {})
