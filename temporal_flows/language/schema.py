@@ -10,7 +10,7 @@ say (template syntax, task id references, dependency cycles) stay with `tflow va
 
 from __future__ import annotations
 
-import copy
+import json
 from typing import Any, Iterable
 
 from temporal_flows.expressions.extractors import EXTRACTOR_TYPES
@@ -21,6 +21,7 @@ from temporal_flows.language.flow_outputs import OUTPUT_KEYS, REQUIRED_OUTPUT_KE
 from temporal_flows.language.input_declarations import COMMON_KEYS as INPUT_COMMON_KEYS
 from temporal_flows.language.input_declarations import TYPE_KEYS as INPUT_TYPE_KEYS
 from temporal_flows.language.inputs import INPUT_TYPE_ALIASES, INPUT_TYPES
+from temporal_flows.language.plugin_defaults import DEFAULTS_KEYS, NOT_DEFAULTED
 from temporal_flows.language.task_schema import ref, spellings, task_definitions
 from temporal_flows.language.triggers import RECOVER_MISSED, SCHEDULE_ALIASES, SCHEDULE_PROPERTIES, STOP_AFTER
 from temporal_flows.model.durations import EXPECTED as DURATION_EXPECTED
@@ -175,17 +176,57 @@ _FLOW_PROPERTIES: dict[str, dict[str, Any]] = {
     "errors": ref("tasks"),
     "finally": ref("tasks"),
     "retry": ref("retry"),
+    **{key: ref("pluginDefaults") for key in DEFAULTS_KEYS},
 }
 
+_DEFAULTED = "defaulted."
+"""Prefix of the task definitions of a flow with plugin defaults: no property is required there."""
 
-def task_list_flow_schema() -> dict[str, Any]:
-    """A flow key the dialect learned after this table was written is accepted as anything."""
+
+def task_list_flow_schema(defaulted: bool = False) -> dict[str, Any]:
+    """A flow key the dialect learned after this table was written is accepted as anything. With
+    `pluginDefaults` (`defaulted`), its tasks may leave to the defaults what they require."""
+    properties = {key: _FLOW_PROPERTIES.get(key, {}) for key in FLOW_KEYS}
+    if defaulted:
+        properties.update({key: ref(_DEFAULTED + "tasks") for key in ("tasks", "errors", "finally")})
     return {
         "type": "object",
         "required": ["id", "namespace", "tasks"],
-        "properties": {key: _FLOW_PROPERTIES.get(key, {}) for key in FLOW_KEYS},
+        "properties": properties,
         "additionalProperties": False,
     }
+
+
+def plugin_defaults_schema() -> dict[str, Any]:
+    """`pluginDefaults`: `[{type, values, forced}]`; which properties `values` may set depends on
+    `type` (a prefix matches several types), which `tflow validate` checks."""
+    entry = {
+        "type": "object",
+        "required": ["type", "values"],
+        "properties": {
+            "type": {"type": "string", "minLength": 1, "description": "a task type, or the start of type names"},
+            "values": {"type": "object", "not": {"anyOf": [{"required": [key]} for key in NOT_DEFAULTED]},
+                       "description": "property → value, merged under each matching task's own"},
+            "forced": {"type": "boolean", "description": "the values win over the task's own"},
+        },
+        "additionalProperties": False,
+    }
+    return {"type": ["array", "null"], "items": entry, "description": "defaults of the flow's tasks by type (Kestra)"}
+
+
+def defaulted_definitions(definitions: dict[str, Any]) -> dict[str, Any]:
+    """The task definitions again, under `defaulted.`, without the properties they require: what a
+    task leaves out may come from a plugin default. (Copied as JSON text, references renamed: the
+    schema is rebuilt on each call and this keeps it a few milliseconds.)"""
+    names = [name for name in definitions if name in ("tasks", "task", "dagEntry") or name.startswith("task.")]
+    text = json.dumps({name: definitions[name] for name in names})
+    for target in ("task", "dagEntry"):  # `task` also starts `tasks` and `task.<type>`
+        text = text.replace(f'"#/definitions/{target}', f'"#/definitions/{_DEFAULTED}{target}')
+    copies = json.loads(text)
+    for name, definition in copies.items():
+        if name.startswith("task.") and "properties" in definition:
+            definition.pop("allOf", None)  # the required properties; a `basic` task's selecting field stays
+    return {_DEFAULTED + name: definition for name, definition in copies.items()}
 
 
 def step_flow_schema() -> dict[str, Any]:
@@ -237,6 +278,7 @@ def step_flow_schema() -> dict[str, Any]:
     }
 
 
+_HAS_DEFAULTS = {"anyOf": [{"required": [key], "properties": {key: {"type": "array", "minItems": 1}}} for key in DEFAULTS_KEYS]}
 _IS_STEP_FLOW = {"not": {"required": ["tasks"]}, "anyOf": [{"required": ["flow"]}, {"required": ["sources"]}]}
 
 
@@ -263,9 +305,12 @@ def flow_schema() -> dict[str, Any]:
         "output": output_schema(),
         "trigger": trigger_schema(),
         "taskListFlow": task_list_flow_schema(),
+        "defaultedTaskListFlow": task_list_flow_schema(defaulted=True),
+        "pluginDefaults": plugin_defaults_schema(),
         "stepFlow": step_flow_schema(),
     }
     definitions.update(task_definitions())
+    definitions.update(defaulted_definitions(definitions))
     schema = {
         "$schema": DRAFT,
         "title": "temporal-flows flow",
@@ -273,7 +318,7 @@ def flow_schema() -> dict[str, Any]:
         "type": "object",
         "if": _IS_STEP_FLOW,
         "then": ref("stepFlow"),
-        "else": ref("taskListFlow"),
+        "else": {"if": _HAS_DEFAULTS, "then": ref("defaultedTaskListFlow"), "else": ref("taskListFlow")},
         "definitions": definitions,
     }
-    return copy.deepcopy(schema)  # fresh: the tables above are shared
+    return json.loads(json.dumps(schema))  # fresh: the tables above are shared (JSON: faster than deepcopy)
