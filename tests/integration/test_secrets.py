@@ -68,6 +68,13 @@ tasks:
       - echo "token is $TOKEN"
       - 'echo "::{\\"outputs\\": {\\"seen\\": \\"$TOKEN\\"}}::"'
       - echo "and on stderr $TOKEN" >&2
+  - id: py
+    type: io.kestra.plugin.scripts.python.Script
+    taskRunner: {type: Process}
+    script: |
+      token = "{{ secret('API_TOKEN') }}"
+      open("<<out>>/script.txt", "w").write(token)
+      print("python has", token)
 """
 
 
@@ -80,9 +87,11 @@ async def test_a_secret_reaches_env_and_command_line_and_leaves_no_trace(client:
     assert (tmp_path / "argument.txt").read_text() == api_token
     assert task_run(result, "use")["outputs"]["vars"] == {"seen": "****"}
 
-    [attempt] = await read_task_logs(handle)
-    messages = [line["message"] for line in attempt.lines]
+    assert (tmp_path / "script.txt").read_text() == api_token
+    use_log, py_log = await read_task_logs(handle)
+    messages = [line["message"] for line in use_log.lines]
     assert messages == ["token is ****", "and on stderr ****"], messages
+    assert [line["message"] for line in py_log.lines] == ["python has ****"]
 
     history = await history_bytes(client, handle.id)
     assert_no_trace(history, api_token)
@@ -171,6 +180,10 @@ tasks:
     uri: "<<url>>/echo?token={{ secret('API_TOKEN') }}"
     headers:
       X-Api-Key: "{{ secret('API_TOKEN') }}"
+  - id: basic
+    type: http
+    uri: "<<url>>/echo"
+    options: {auth: {type: BASIC, username: ann, password: "{{ secret('API_TOKEN') }}"}}
   - id: fails
     type: http
     uri: "<<url>>/boom?token={{ secret('API_TOKEN') }}"
@@ -192,8 +205,10 @@ async def test_a_secret_reaches_the_http_server_and_errors_lose_their_query(clie
     call = task_run(result, "call")["outputs"]
     assert call["body"] == {"key": "****"} and call["uri"] == f"{recorder.url}/echo?token=****"
 
+    authorization = recorder.seen[1]["headers"]["Authorization"]
+    assert base64.b64decode(authorization.removeprefix("Basic ")).decode() == f"ann:{api_token}"
     boom = task_run(result, "fails")["error"]
-    assert recorder.seen[1]["path"] == f"/boom?token={api_token}"
+    assert recorder.seen[2]["path"] == f"/boom?token={api_token}"
     assert boom["type"] == "HttpStatus" and f"{recorder.url}/boom?****" in boom["message"], boom
     unreachable = task_run(result, "unreachable")["error"]
     assert unreachable["type"] == "ConnectionError", unreachable
