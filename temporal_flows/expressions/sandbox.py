@@ -8,6 +8,7 @@ while compiling): compiling and analysing a template never runs any part of it.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from functools import wraps
@@ -51,7 +52,7 @@ def fixed_text(value: Any) -> str:
     name = getattr(value, "__name__", None) or type(value).__name__
     if isinstance(value, type):
         return f"<class {name}>"
-    if callable(value):
+    if inspect.isroutine(value):
         return f"<function {name}>"
     return _ADDRESS.sub("", f"<{type(value).__name__}>")
 
@@ -353,10 +354,14 @@ _WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
 def _checked_method_call(budget: Budget, method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
     """Methods of text and numbers that take a size: checked before they run (`join`'s items are
     read once, here, and passed on as a list)."""
+    method = getattr(method, "__wrapped__", method)  # the sandbox wraps `str.format` in its own formatter
     owner = getattr(method, "__self__", None)
     name = getattr(method, "__name__", "")
     if isinstance(owner, (str, bytes)):
-        if name in _WIDTH_METHODS and args:
+        if name in ("format", "format_map") and isinstance(owner, str):
+            values = list(args[0].values()) if name == "format_map" and args and isinstance(args[0], dict) else list(args)
+            budget.check_format(owner, (*values, *kwargs.values()))
+        elif name in _WIDTH_METHODS and args:
             budget.check_width(args[0], f"`{name}` width")
         elif name == "expandtabs":
             tab = args[0] if args else kwargs.get("tabsize", 8)
