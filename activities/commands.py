@@ -58,8 +58,15 @@ def write_script(workdir: str, script: str) -> str:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except FileExistsError:
         fd, path = tempfile.mkstemp(prefix=SCRIPT_FILE + "-", dir=workdir)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(script)
+    try:
+        data = memoryview(script.encode("utf-8", "surrogateescape"))  # as an argument would have been encoded
+        while data:
+            data = data[os.write(fd, data):]
+    except BaseException:
+        os.unlink(path)
+        raise
+    finally:
+        os.close(fd)
     return os.path.basename(path)
 
 
