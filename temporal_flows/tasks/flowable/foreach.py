@@ -96,7 +96,7 @@ VALUES = PropertySpec("values", required=True, aliases=("value",), description="
 FOREACH = TaskType(
     "foreach",
     TaskKind.FLOWABLE,
-    ("io.kestra.plugin.core.flow.ForEach", "io.kestra.plugin.core.flow.EachSequential"),
+    ("io.kestra.plugin.core.flow.ForEach", "io.kestra.plugin.core.flow.EachSequential", "io.kestra.core.tasks.flows.EachSequential"),
     flowable_properties(
         values=VALUES,
         tasks=PropertySpec("tasks", required=True),
@@ -109,7 +109,7 @@ FOREACH = TaskType(
 EACH_PARALLEL = TaskType(
     "each_parallel",
     TaskKind.FLOWABLE,
-    ("io.kestra.plugin.core.flow.EachParallel",),
+    ("io.kestra.plugin.core.flow.EachParallel", "io.kestra.core.tasks.flows.EachParallel"),
     flowable_properties(
         values=VALUES,
         tasks=PropertySpec("tasks", required=True),
