@@ -26,12 +26,24 @@ class WorkerSettings:
 
     store: SecretStore = field(default_factory=SecretStore)
     pass_env: tuple[str, ...] = ()
-    passed: re.Pattern[str] = field(init=False, repr=False)
-    """TASK_ENV_NAMES and `pass_env` as one pattern (a task's environment is built per task run)."""
+    _exact: frozenset[str] = field(init=False, repr=False)
+    _prefixes: tuple[str, ...] = field(init=False, repr=False)
+    _globs: re.Pattern[str] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         patterns = (*TASK_ENV_NAMES, *self.pass_env)
-        self.passed = re.compile("|".join(f"(?:{fnmatch.translate(pattern)})" for pattern in patterns))
+        wild = lambda text: any(char in text for char in "*?[")  # noqa: E731
+        self._exact = frozenset(pattern for pattern in patterns if not wild(pattern))
+        self._prefixes = tuple(pattern[:-1] for pattern in patterns if pattern.endswith("*") and not wild(pattern[:-1]))
+        globs = [pattern for pattern in patterns if wild(pattern) and pattern[:-1] not in self._prefixes]
+        self._globs = re.compile("|".join(f"(?:{fnmatch.translate(glob)})" for glob in globs)) if globs else None
+
+    def passes(self, name: str) -> bool:
+        """Whether a task gets the worker's variable `name` (TASK_ENV_NAMES, `pass_env`); checked for
+        every variable of every task, so plain names and `PREFIX*` globs skip the regex."""
+        if name in self._exact or name.startswith(self._prefixes):
+            return True
+        return self._globs is not None and self._globs.fullmatch(name) is not None
 
 
 _settings = WorkerSettings()
@@ -61,8 +73,8 @@ def settings() -> WorkerSettings:
 def task_environment(task_env: Mapping[str, Any] | None = None) -> dict[str, str]:
     """A task process's environment: the allow-listed part of the worker's (TASK_ENV_NAMES and the
     `--pass-env` names or globs) plus the task's own `env` (values as text), which wins."""
-    allowed = _settings.passed.fullmatch
-    env = {name: value for name, value in os.environ.items() if allowed(name)}
+    passes, environ = _settings.passes, os.environ
+    env = {name: environ[name] for name in environ if passes(name)}  # only the passed values decoded
     if task_env:
         env.update({str(key): str(value) for key, value in task_env.items()})
     return env
