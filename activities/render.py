@@ -213,7 +213,10 @@ async def render_stored(request: RenderRequest) -> dict[str, Any]:
     try:
         return await render_processes().render(asdict(request), storage and StorageConfig(str(storage.root), storage.threshold))
     except RenderFailed as failed:
-        raise ApplicationError(str(failed), type=failed.error_type, non_retryable=True) from None
+        message = str(failed)
+        if not message.startswith("cannot render"):  # killed or died: name what it was rendering
+            message = f"cannot render {', '.join(f'`{template.strip()}`' for template in request.templates)}: {message}"
+        raise ApplicationError(message, type=failed.error_type, non_retryable=True) from None
 
 
 def _storage() -> Any:
