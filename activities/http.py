@@ -43,7 +43,7 @@ async def run_http(request: HttpRequest) -> HttpResult:
     async with heartbeating(HEARTBEAT_EVERY):
         try:
             resolved = resolved_request(request, secrets)
-            return secrets.mask_result(await asyncio.wait_for(_exchange(resolved), timeout=request.timeout_s))
+            return secrets.mask_result(await asyncio.wait_for(_exchange(resolved, secrets), timeout=request.timeout_s))
         except asyncio.TimeoutError:  # before OSError: TimeoutError is an OSError since 3.11
             raise secrets.masked_error(ApplicationError(
                 f"Task timed out after {request.timeout_s:g}s waiting for {request.uri}",
@@ -69,7 +69,7 @@ def resolved_request(request: HttpRequest, secrets: TaskSecrets) -> HttpRequest:
     )
 
 
-async def _exchange(request: HttpRequest) -> HttpResult:
+async def _exchange(request: HttpRequest, secrets: TaskSecrets) -> HttpResult:
     timeout = httpx.Timeout(None, connect=request.connect_timeout_s, read=request.read_timeout_s)
     limit = min(BODY_LIMIT_BYTES, request.max_body_bytes or BODY_LIMIT_BYTES)
     try:
@@ -86,7 +86,7 @@ async def _exchange(request: HttpRequest) -> HttpResult:
     except (httpx.TransportError, OSError) as error:
         raise ApplicationError(f"Cannot reach {_host(request.uri)} ({request.method} {request.uri}): "
                                f"{error or type(error).__name__}", type="ConnectionError", non_retryable=True) from None
-    text = raw.decode(response.encoding or "utf-8", errors="replace")
+    text = secrets.mask(raw.decode(response.encoding or "utf-8", errors="replace"))  # before it is parsed or stored
     allowed = _allowed(response.status_code, request.allowed_status)
     result = _result(response, text, f"The response body of {request.method} {request.uri}", strict=allowed)
     if not allowed:

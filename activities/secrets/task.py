@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 from activities.secrets.store import NOT_FOUND_ERROR, SecretStore, fail
 from activities.secrets.worker import settings
 from temporal_flows.expressions.library import SECRET_PLACEHOLDER, secret_nonce
+from temporal_flows.expressions.references import REF_KEY
 
 MASK = "****"
 MIN_MASKED_CHARS = 4
@@ -103,6 +104,8 @@ class TaskSecrets:
         if isinstance(value, list):
             return [self.mask_data(item) for item in value]
         if isinstance(value, dict):
+            if REF_KEY in value:
+                return value  # a stored value's reference (signed: masking would break it); its value was masked first
             return {self.mask(key) if isinstance(key, str) else key: self.mask_data(item) for key, item in value.items()}
         return value
 

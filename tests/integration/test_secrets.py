@@ -22,10 +22,12 @@ from typing import Any, Iterator
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
+from activities.storage import read_value
 from client.codec import with_environment_codec
 from client.runs import start_run, wait_result
 from client.task_logs import read_task_logs
 from client.worker import create_worker
+from temporal_flows.expressions.references import is_reference
 from temporal_flows.language.loader import load_flow
 from tests.support import REPO, cli_env, fill, task_run, tflow, wait_until, write_flow
 
@@ -147,6 +149,8 @@ class RecordingHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.seen.append({"path": self.path, "headers": dict(self.headers)})
         status, body = (200, {"key": self.headers.get("X-Api-Key")}) if self.path.startswith("/echo") else (500, "down")
+        if self.path.startswith("/big"):  # stored by reference (over 128 KiB), its value masked first
+            status, body = 200, {"key": self.headers.get("X-Api-Key"), "pad": "x" * 200_000}
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -180,6 +184,10 @@ tasks:
     uri: "<<url>>/echo?token={{ secret('API_TOKEN') }}"
     headers:
       X-Api-Key: "{{ secret('API_TOKEN') }}"
+  - id: big
+    type: http
+    uri: "<<url>>/big"
+    headers: {X-Api-Key: "{{ secret('API_TOKEN') }}"}
   - id: basic
     type: http
     uri: "<<url>>/echo"
@@ -205,6 +213,9 @@ async def test_a_secret_reaches_the_http_server_and_errors_lose_their_query(clie
     call = task_run(result, "call")["outputs"]
     assert call["body"] == {"key": "****"} and call["uri"] == f"{recorder.url}/echo?token=****"
 
+    stored = task_run(result, "big")["outputs"]["body"]
+    assert is_reference(stored) and read_value(stored, handle.id)["key"] == "****", stored
+    recorder.seen.pop(1)
     authorization = recorder.seen[1]["headers"]["Authorization"]
     assert base64.b64decode(authorization.removeprefix("Basic ")).decode() == f"ann:{api_token}"
     boom = task_run(result, "fails")["error"]
