@@ -5,9 +5,9 @@ Two ways, chosen once per worker process (:func:`task_scope`):
 
 - **cgroup** (cgroup v2 writable, e.g. a root worker): each task's supervisor moves itself, before
   it starts anything, into a cgroup of its own (`<worker's cgroup>/tflow-worker-<pid>/task-<n>`);
-  no process can leave a cgroup by itself, so at the task's end `cgroup.kill` (or a kill of each
-  pid in `cgroup.procs` on kernels before 5.14) kills them all. Cgroups are reused from a pool: a
-  mkdir/rmdir per task would cost more than the move.
+  no process can leave a cgroup by itself, so at the task's end a kill of every thread listed in
+  its `cgroup.threads` (until none is left) kills them all. The cgroups are threaded where they can
+  be (see CgroupPool) and reused from a pool: a mkdir/rmdir per task would cost more than the move.
 - **token** (elsewhere): the worker makes itself a child subreaper (`PR_SET_CHILD_SUBREAPER`), so a
   task's orphans are re-parented to the worker instead of init, and the task's environment carries
   `TFLOW_TASK_TOKEN=<worker pid>.<n>`. At the task's end the worker's children that carry the token
@@ -102,26 +102,27 @@ class CgroupPool:
     def __init__(self, base: Path, threaded: bool) -> None:
         self.base = base
         self.threaded = threaded
-        self.free: list[Path] = []
+        self.free: list[str] = []
 
-    def acquire(self) -> Path:
+    def acquire(self) -> str:
+        """An empty task cgroup's path (a str: this is on every task's path, Path costs more)."""
         if self.free:
             return self.free.pop()
         path = self.base / f"task-{next(_counter)}"
         path.mkdir()
         if self.threaded:
             (path / "cgroup.type").write_text("threaded")
-        return path
+        return str(path)
 
-    def join_file(self, path: Path) -> Path:
+    def join_file(self, path: str) -> str:
         """What the supervisor writes `0` (itself) to, to join the cgroup at `path`."""
-        return path / ("cgroup.threads" if self.threaded else "cgroup.procs")
+        return f"{path}/cgroup.threads" if self.threaded else f"{path}/cgroup.procs"
 
-    def release(self, path: Path) -> None:
+    def release(self, path: str) -> None:
         self.free.append(path)
 
     def remove_all(self) -> None:
-        for path in [*self.free, *self.base.glob("task-*")]:
+        for path in [*map(Path, self.free), *self.base.glob("task-*")]:
             _rmdir(path)
         self.free.clear()
         _rmdir(self.base)
@@ -174,13 +175,21 @@ def cgroup_pool() -> CgroupPool | None:
     return _make_pool()
 
 
-def _cgroup_pids(path: Path) -> list[int]:
+def _cgroup_pids(path: str) -> list[int]:
     """The threads in the cgroup (the processes' own ids among them); `cgroup.procs` cannot be read
     in a threaded cgroup, and `kill` on any thread's id signals its whole process."""
-    return [int(word) for word in _read(path / "cgroup.threads").split()]
+    try:
+        fd = os.open(f"{path}/cgroup.threads", os.O_RDONLY)
+    except OSError:
+        return []
+    try:
+        data = b"".join(iter(lambda: os.read(fd, 65536), b""))
+    finally:
+        os.close(fd)
+    return [int(word) for word in data.split()]
 
 
-async def _empty_cgroup(path: Path, deadline: float) -> bool:
+async def _empty_cgroup(path: str, deadline: float) -> bool:
     """SIGKILL everything in the cgroup and wait until it is empty (or the deadline). Not through
     `cgroup.kill`: threaded cgroups do not have it."""
     while pids := _cgroup_pids(path):
@@ -290,7 +299,7 @@ _supervisors: set[int] = set()
 class TaskScope:
     """Where one task run's processes are kept: a cgroup, or a token (see the module docstring)."""
 
-    cgroup: Path | None = None
+    cgroup: str | None = None
     token: str | None = None
     pool: CgroupPool | None = None
     supervisor: int | None = None
@@ -300,7 +309,7 @@ class TaskScope:
         """How the supervisor learns its scope: the absolute path of its cgroup's file to join, or
         the token."""
         if self.cgroup is not None and self.pool is not None:
-            return str(self.pool.join_file(self.cgroup))
+            return self.pool.join_file(self.cgroup)
         return str(self.token)
 
     def environment(self, env: Mapping[str, str] | None) -> Mapping[str, str] | None:
