@@ -89,3 +89,12 @@ def test_graph_with_defaults_draws_the_merged_tasks(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     assert "[fan (parallel, wait_all)]" in proc.stdout
     assert "hello  log" in proc.stdout and "shell  commands" in proc.stdout
+
+
+def test_run_and_deploy_refuse_a_bad_defaults_file_before_anything_starts(tmp_path: Path):
+    flow = write_flow(tmp_path, FLOW)
+    defaults = write_defaults(tmp_path, "pluginDefaults: nope\n")
+    for command in (("run", str(flow)), ("deploy", str(flow), "--address", "127.0.0.1:1")):
+        proc = run_cli(*command, "--defaults", str(defaults))
+        assert proc.returncode == 2, (command, proc.stderr)
+        assert proc.stderr.strip() == f"{defaults}:1:17: `pluginDefaults` must be a list of `{{type, values, forced}}`", proc.stderr

@@ -324,3 +324,28 @@ def test_the_schema_leaves_required_properties_to_the_flows_defaults():
     assert list(validator.iter_errors(parse_yaml(without, "flow.yaml")))
     wrong: Any = with_defaults.replace("message: from the default", "type: log")
     assert list(validator.iter_errors(parse_yaml(wrong, "flow.yaml")))  # a default cannot set `type`
+
+
+def test_a_triggers_old_name_takes_the_defaults_of_its_current_one():
+    flow = load(flow_text("- {id: t, type: log, message: m}", """
+        - type: io.kestra.plugin.core.trigger.Schedule
+          values: {timezone: Asia/Tokyo}
+    """, extra="""
+        triggers:
+          - {id: old, type: io.kestra.core.models.triggers.types.Schedule, cron: "@daily"}
+    """))
+    assert flow.triggers[0]["timezone"] == "Asia/Tokyo"
+
+
+def test_subflows_are_loaded_with_the_same_defaults_file(tmp_path: Path):
+    from client.subflows import resolve_subflows
+    from temporal_flows.language.loader import load_flow
+
+    (tmp_path / "child.yaml").write_text("id: child\nnamespace: n\ntasks:\n  - {id: say, type: log}\n")
+    parent = tmp_path / "parent.yaml"
+    parent.write_text("id: parent\nnamespace: n\ntasks:\n  - {id: call, type: subflow, namespace: n, flowId: child}\n")
+    file = defaults_file(tmp_path, "pluginDefaults:\n  - type: log\n    values: {message: from the file}\n")
+    with pytest.raises(FlowError, match="is missing `message`"):
+        resolve_subflows(load_flow(parent), [tmp_path])
+    found = resolve_subflows(load_flow(parent, file), [tmp_path], file)
+    assert found["n.child"]["tasks"][0]["properties"]["message"] == "from the file"
