@@ -208,3 +208,35 @@ def test_tflow_validate_warns_of_a_missing_secret_and_refuses_a_bad_name(tmp_pat
     bad = subprocess.run(tflow("validate", str(flow)), cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and f"{flow}:7:" in bad.stderr and "invalid secret name 'bad-name'" in bad.stderr, bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+async def test_no_spawned_command_line_holds_the_script_or_a_secret(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """What `ps` shows every user is each process's argv: the script and its secrets reach the
+    interpreter by file (`commands` and `script` tasks), for Popen and for the shell the supervisor forks."""
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.api import CommandsRequest, ScriptRequest
+    from activities.commands import run_commands
+    from activities.script import run_script
+
+    seen: list[list[str]] = []
+    real_init = subprocess.Popen.__init__
+
+    def recording_init(self: subprocess.Popen[bytes], args: list[str], *rest: object, **kwargs: object) -> None:
+        seen.append([str(arg) for arg in args])
+        real_init(self, args, *rest, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", recording_init)
+    monkeypatch.setenv("SECRET_TOKEN", b64("tok-in-the-env"))
+    environment = ActivityEnvironment()
+    token = placeholder("TOKEN", secret_nonce(environment.info.workflow_run_id))
+    out = tmp_path / "out"
+    commands = CommandsRequest(run_id="r", task_id="t", task_run_id="tr", env={"T": token},
+                               commands=[f"# marker-in-the-script {token}", f'printf %s "$T" > {out}'])
+    assert (await environment.run(run_commands, commands)).exit_code == 0
+    assert out.read_text() == "tok-in-the-env"
+    script = ScriptRequest(run_id="r", task_id="p", task_run_id="tp", script=f"# marker-in-the-script\nprint('{token}')")
+    assert [line["message"] for line in (await environment.run(run_script, script)).log_lines] == ["****"]
+    assert len(seen) >= 2
+    for argv in seen:
+        assert not any("marker-in-the-script" in arg or "tok-in-the-env" in arg or "tflow-secret" in arg for arg in argv), argv
