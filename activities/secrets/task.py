@@ -32,6 +32,7 @@ class TaskSecrets:
         self._store = store or settings().store
         self._nonce = run_nonce
         self._values: list[str] = []
+        self._resolved: dict[str, str] = {}
         self._pattern: re.Pattern[str] | None = None
         for value in masked:
             self._remember(str(value))
@@ -70,11 +71,14 @@ class TaskSecrets:
             raise fail(f"secret('{name}'): this placeholder was not rendered by this run's own templates (it came "
                         "through an input, an output, a response or another run, e.g. a subflow's caller), so it is "
                         f"not resolved; call secret('{name}') in this flow's task instead", FOREIGN_ERROR)
+        if name in self._resolved:
+            return self._resolved[name]
         value = self._store.lookup(name)
         if value is None:
             raise fail(f"secret('{name}') is not set on this worker: looked up in {self._store.places(name)}",
                         NOT_FOUND_ERROR)
         self._remember(value)
+        self._resolved[name] = value
         return value
 
     # masking
