@@ -144,7 +144,7 @@ class S3Server:
         flags = {
             "dir": self.data_dir / "data", "ip": self.host, "ip.bind": self.host, "filer": "true", "s3": "true",
             "s3.config": config, "s3.autoCreateBucket": "false", "s3.port.iceberg": 0, "s3.port.lance": 0,
-            "master.volumeSizeLimitMB": 64, "volume.max": 0, **ports,
+            "master.volumeSizeLimitMB": 64, "volume.max": 0, "volume.preStopSeconds": 0, **ports,
         }
         return [str(self.weed), "server", *(f"-{name}={value}" for name, value in flags.items())]
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from temporal_flows.language.loader import load_flow
@@ -106,6 +107,20 @@ async def run_with_history(client: Client, path: Path, task_queue: str, **option
     handle = await start_run(client, load_flow(path), task_queue=task_queue, **options)
     result = await wait_result(handle)
     return result, [event async for event in handle.fetch_history_events()]
+
+
+def activity_workers(events: list[Any]) -> dict[str, str]:
+    """Activity summary (task id, or `render <task> ...`) → identity (`<pid>@<host>`) of the worker
+    that ran it, from a run's history events."""
+    summaries: dict[int, str] = {}
+    found: dict[str, str] = {}
+    for event in events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            summaries[event.event_id] = json.loads(event.user_metadata.summary.data or b'""')
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            attributes = event.activity_task_started_event_attributes
+            found[summaries.get(attributes.scheduled_event_id, "?")] = attributes.identity
+    return found
 
 
 def runs_of(result: dict[str, Any], task_id: str) -> list[dict[str, Any]]:

@@ -18,11 +18,10 @@ import pytest
 import pytest_asyncio
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from client.worker import create_worker
-from tests.support import PYTHON, REPO, cli_env, fill, run_flow, run_with_history, task_run, tflow, write_flow
+from tests.support import PYTHON, REPO, activity_workers, cli_env, fill, run_flow, run_with_history, task_run, tflow, write_flow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -299,19 +298,6 @@ async def test_a_task_timing_out_after_a_big_output_keeps_it_stored(client: Clie
     assert max(size for event in events for size in payload_sizes(event)) < PAYLOAD_LIMIT
 
 
-def _activity_workers(events: list) -> dict[str, str]:
-    """Activity summary (task id, or `render <task> ...`) → identity (`<pid>@<host>`) of the worker that ran it."""
-    summaries: dict[int, str] = {}
-    found: dict[str, str] = {}
-    for event in events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            summaries[event.event_id] = json.loads(event.user_metadata.summary.data or b'""')
-        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-            attributes = event.activity_task_started_event_attributes
-            found[summaries.get(attributes.scheduled_event_id, "?")] = attributes.identity
-    return found
-
-
 async def test_two_worker_processes_share_one_storage_directory(client: Client, temporal_address: str, tmp_path: Path):
     """`tflow worker --storage DIR` on two workers (as on two machines sharing a mount): a value and
     a file stored by one are read by the other."""
@@ -350,7 +336,7 @@ async def test_two_worker_processes_share_one_storage_directory(client: Client, 
         result, events = await run_with_history(client, flow, main)
         assert result["state"] == "SUCCESS", result
         assert task_run(result, "measure")["outputs"]["value"] == str(BIG)
-        ran_on = _activity_workers(events)
+        ran_on = activity_workers(events)
         assert ran_on["produce"].startswith(f"{workers[1].pid}@"), ran_on
         assert ran_on["render measure (stored values)"].startswith(f"{workers[0].pid}@"), ran_on
         assert ran_on["consume"].startswith(f"{workers[0].pid}@"), ran_on
