@@ -17,6 +17,7 @@ Merged values keep their place, so a problem in one points at the default's line
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -200,13 +201,13 @@ class _Plan:
             self.over = True
             return node
         keep = (lambda name: True) if task_type is None or exact else (lambda name: _known(task_type, kind, name))
-        return _merged_task(node, entry, keep)
+        return _merged_task(node, entry, keep)  # values are copied in: no two tasks share a mapping
 
 
 def _merged_task(node: YMap, entry: PluginDefault, keep: Callable[[str], bool]) -> YMap:
     """A task's mapping with a default's values merged in (under its own, or over them when the
     default is forced), keys matched in either spelling (`beforeCommands`, `before_commands`)."""
-    values = entry.values
+    values = copy.deepcopy(entry.values)
     result = new_map(node.location)
     for key in node:
         put(result, key, node[key], node.key_location(key), node.value_location(key))
