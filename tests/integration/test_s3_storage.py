@@ -241,3 +241,38 @@ async def test_a_missing_s3_object_fails_the_task_naming_its_key(
         assert failed["state"] in ("FAILED", "WARNING") and failed["error"]["type"] == "StoredValueError", failed
         key = f"s3://{s3_server.bucket}/{prefix}/{reference['$tflowRef']}"
         assert key in failed["error"]["message"] and "no such object" in failed["error"]["message"], failed["error"]
+
+
+async def test_with_tflow_storage_key_no_key_object_is_made_and_every_process_signs_alike(
+    client: Client, temporal_address: str, s3_server: S3Server, prefix: str, tmp_path: Path
+):
+    """`$TFLOW_STORAGE_KEY` instead of the key object: the worker takes it out of its environment on
+    first use, and its render children (started later) still sign and check with it."""
+    queue = f"s3-key-{uuid.uuid4().hex[:8]}"
+    flow = write_flow(tmp_path, fill("""
+        id: s3-env-key
+        namespace: tests.s3
+        tasks:
+          - id: produce
+            type: io.kestra.plugin.scripts.shell.Commands
+            commands:
+              - <<print_big>>
+          - id: measure
+            type: io.kestra.plugin.core.debug.Return
+            format: "{{ outputs.produce.vars.data | length }}"
+    """, print_big=print_outputs(f"{{'data': 'x' * {BIG}}}")))
+    environment = {**s3_server.environment(), "TFLOW_STORAGE_KEY": "k" * 40}
+    with open(tmp_path / "worker.log", "ab") as sink:
+        worker = subprocess.Popen(
+            tflow("worker", "--address", temporal_address, "--task-queue", queue, "--storage",
+                  f"s3://{s3_server.bucket}/{prefix}", "--drain-timeout", "1"),
+            cwd=REPO, env=cli_env(TFLOW_HOME=str(tmp_path / "home"), **environment), stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        result = await run_flow(client, flow, queue)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert result["state"] == "SUCCESS", result
+    assert task_run(result, "measure")["outputs"]["value"] == str(BIG)  # the render child read it: same key
+    stored = objects(s3_server, prefix)
+    assert f"{prefix}/.tflow-storage-key" not in stored and len(stored) == 1, stored
