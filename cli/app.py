@@ -8,6 +8,8 @@ import traceback
 
 import typer
 
+from activities.storage import STORAGE_ENV
+from activities.storage.backends import StorageLocationError
 from client.connection import ConnectionConfigError
 
 app = typer.Typer(
@@ -44,6 +46,9 @@ def main() -> None:
             sys.stderr.write(exit_request.code + "\n")
     except ConnectionConfigError as error:  # a wrong config file, profile or TLS file: usage error
         sys.stderr.write(f"{error}\n")
+        code = 2
+    except StorageLocationError as error:  # $TFLOW_STORAGE of an in-process worker (`tflow run`, `webui`)
+        sys.stderr.write(f"tflow: the storage (${STORAGE_ENV}): {error}\n")
         code = 2
     except Exception as error:  # noqa: BLE001 - a bug must still end with a message and a code
         if os.environ.get("TFLOW_DEBUG"):
