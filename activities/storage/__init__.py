@@ -27,14 +27,12 @@ from temporalio.exceptions import ApplicationError
 from activities.api import CommandsRequest, CommandsResult
 from activities.heartbeating import heartbeating
 from activities.output_globs import match_output_files
-from activities.storage.backends import (
-    LocalStorage, S3Location, StorageBackend, StorageLocationError, StoredValueError, parse_location, safe_relative,
+from activities.storage.backends import (  # StoredValueError: raised here, imported from here by callers
+    LocalStorage, S3Location, StorageBackend, StoredValueError, parse_location, safe_relative,
 )
 from activities.storage.keys import genuine, sign
 
 from temporal_flows.expressions.references import REF_KEY, describe, is_reference
-
-__all__ = ["StoredValueError", "StorageLocationError"]  # raised here, defined with the backends
 
 DEFAULT_THRESHOLD = 128 * 1024
 """Bytes (as JSON) above which an output value goes to storage."""
