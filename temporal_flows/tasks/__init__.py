@@ -10,7 +10,7 @@ from __future__ import annotations
 from temporal_flows.tasks import basic
 from temporal_flows.tasks.base import COMMON_PROPERTIES, PropertySpec, TaskType
 from temporal_flows.tasks.flowable import allow_failure, conditional, dag, foreach, parallel, pause, sequential, subflow, switch
-from temporal_flows.tasks.pure import fail, log, output_values, returns, sleep
+from temporal_flows.tasks.pure import fail, labels, log, output_values, returns, sleep
 from temporal_flows.tasks.runnable import commands, http, script
 
 TYPES: tuple[TaskType, ...] = (
@@ -29,6 +29,7 @@ TYPES: tuple[TaskType, ...] = (
     sleep.TYPE,
     pause.TYPE,
     output_values.TYPE,
+    labels.TYPE,
     basic.TYPE,
     subflow.TYPE,
     script.TYPE,

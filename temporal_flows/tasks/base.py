@@ -91,8 +91,9 @@ class TaskContext:
     """The workflow's deterministic random source."""
     cancel_requested: bool = False
     """Set when the task was cancelled while an attempt was ending on its own: no retry follows."""
-    labels: Mapping[str, Any] = field(default_factory=dict)
-    """The run's labels (the flow's and the run's own), which a subflow may pass on."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """The run's labels (the flow's and the run's own), which a subflow may pass on: the very dict
+    templates read `labels.<name>` from, so a `labels` task updates it in place."""
     subflows: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     """Flows this run may call as subflows: `namespace.flowId` → normalized flow (`RunRequest.subflows`)."""
     pauses: PauseRoom | None = None
