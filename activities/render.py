@@ -33,6 +33,7 @@ from temporalio.exceptions import ApplicationError
 from activities.api import RENDER_ACTIVITY, RenderRequest
 from activities.storage import StoredValueError, TaskStorage, configure, root_run_of, read_value, settings, stored
 from activities.storage.keys import child_environment
+from temporal_flows.expressions.library import RENDERING_RUN
 from temporal_flows.expressions.sandbox import PrintedAsText
 from temporal_flows.expressions.templates import ExpressionError, reading_environment, render_string
 
@@ -93,11 +94,13 @@ class RenderProcesses:
         self.memory_bytes = memory_bytes
         self.idle: list[_Child] = []
 
-    async def render(self, request: dict[str, Any], storage: StorageConfig | None) -> dict[str, Any]:
-        """The rendered templates; raises `RenderFailed` (the child's error, or it ran out of time or died)."""
+    async def render(self, request: dict[str, Any], storage: StorageConfig | None, run: str = "") -> dict[str, Any]:
+        """The rendered templates (`run`: the Temporal run id its `secret()` placeholders are tagged with);
+        raises `RenderFailed` (the child's error, or it ran out of time or died)."""
         child = await self._child()
         try:
-            reply = await asyncio.wait_for(child.exchange({"request": request, "storage": storage and asdict(storage)}), self.time_limit_s)
+            message = {"request": request, "storage": storage and asdict(storage), "run": run}
+            reply = await asyncio.wait_for(child.exchange(message), self.time_limit_s)
         except asyncio.TimeoutError:
             child.kill()
             await child.process.wait()
@@ -211,7 +214,8 @@ async def render_stored(request: RenderRequest) -> dict[str, Any]:
     """Render in a child process, killed past its time limit (`RenderProcesses`)."""
     storage = _storage()
     try:
-        return await render_processes().render(asdict(request), storage and StorageConfig(str(storage.root), storage.threshold))
+        return await render_processes().render(asdict(request), storage and StorageConfig(str(storage.root), storage.threshold),
+                                               activity.info().workflow_run_id)
     except RenderFailed as failed:
         message = str(failed)
         if not message.startswith("cannot render"):  # killed or died: name what it was rendering
@@ -239,6 +243,7 @@ def serve(memory_bytes: int, idle_exit_s: float) -> None:
             return
         if message.get("storage"):
             configure(message["storage"]["root"], message["storage"]["threshold"])
+        RENDERING_RUN.set(message.get("run") or "")  # secret() placeholders tagged for the run, as in the workflow
         try:
             reply: dict[str, Any] = {"rendered": render_templates(RenderRequest(**message["request"]))}
         except ExpressionError as error:

@@ -454,3 +454,24 @@ async def test_the_worker_masks_the_secret_inputs_a_request_holds(client: Client
         for outcome in (event.activity_task_completed_event_attributes, event.activity_task_failed_event_attributes):
             assert password.encode() not in outcome.SerializeToString(), "an activity's result or failure holds it"
     assert requests["holds"]["masked"] == [password] and not requests["plain"]["masked"]
+
+
+WORKER_RENDERED = """
+id: secret_rendered_on_a_worker
+namespace: tests
+tasks:
+  - id: jq
+    type: commands
+    commands:
+      - printf '%s' '{{ [7] | jq(".[0]") | first }}-{{ secret("API_TOKEN") }}' > <<out>>/jq.txt
+"""
+
+
+async def test_a_template_rendered_by_a_workers_render_process_keeps_its_secret(client: Client, worker: str, tmp_path: Path,
+                                                                                 api_token: str) -> None:
+    """jq runs only on a worker (in a render child process): the same template's secret() is still this run's."""
+    handle = await start(client, worker, tmp_path, WORKER_RENDERED, out=tmp_path)
+    result = await wait_result(handle)
+    assert result["state"] == "SUCCESS", result["error"]
+    assert (tmp_path / "jq.txt").read_text() == f"7-{api_token}"
+    assert_no_trace(await history_bytes(client, handle.id), api_token)
