@@ -10,6 +10,7 @@ import typer
 
 from activities.storage import STORAGE_ENV
 from activities.storage.backends import StorageLocationError
+from client.codec import CodecDecodeError
 from client.connection import ConnectionConfigError
 
 app = typer.Typer(
@@ -22,12 +23,10 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from cli import graph, resume, runs, schedules, schema, server, validate, webui, worker, run  # noqa: F401  (each registers on `app`)
+    from cli import codec_server, graph, resume, run, runs, schedules, schema, server, validate, webui, worker
 
-    for module in (run, validate, worker, server, runs, schema, resume, schedules, webui, graph):
+    for module in (run, validate, worker, server, runs, schema, resume, schedules, webui, graph, codec_server):
         module.register(app)
-    from cli import codec_server
-    codec_server.register(app)
 
 
 def main() -> None:
@@ -46,6 +45,9 @@ def main() -> None:
             sys.stderr.write(exit_request.code + "\n")
     except ConnectionConfigError as error:  # a wrong config file, profile or TLS file: usage error
         sys.stderr.write(f"{error}\n")
+        code = 2
+    except CodecDecodeError as error:  # a payload sealed with a key this process lacks: configuration
+        sys.stderr.write(f"tflow: {error}\n")
         code = 2
     except StorageLocationError as error:  # $TFLOW_STORAGE of an in-process worker (`tflow run`, `webui`)
         sys.stderr.write(f"tflow: the storage (${STORAGE_ENV}): {error}\n")

@@ -88,6 +88,11 @@ async def test_run_with_a_key_is_encrypted_end_to_end_and_silent(
     started = events[0].workflow_execution_started_event_attributes
     assert started.input.payloads[0].metadata["encoding"] == b"binary/encrypted"
 
+    # Another key cannot read the run: a configuration problem (exit 2) naming the key id it needs.
+    other = base64.b64encode(os.urandom(32)).decode()
+    code, _, stderr = await tflow_cli("status", result["run_id"], "--address", temporal_address, TFLOW_CODEC_KEY=f"other:{other}")
+    assert code == 2, stderr
+    assert "internal error" not in stderr and "sha256-" in stderr, stderr
 
 async def test_a_bad_key_is_a_usage_error_before_anything_starts(temporal_address: str, tmp_path: Path):
     short = base64.b64encode(os.urandom(8)).decode()
