@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import asdict, replace
-from typing import Any, List, Optional
+from datetime import datetime, timezone
+from typing import Annotated, Any, List, Optional
 
 import typer
 from temporalio.client import WorkflowExecutionStatus
@@ -17,7 +18,7 @@ from cli.progress import print_attempt_log, print_result
 from temporal_flows.metadata import DEFAULT_TASK_QUEUE, label_term
 from client.connection import Connection, connect
 from client.masking import run_masker
-from client.run_list import recent_runs
+from client.run_list import RUN_STATES, STATE_SCAN_LIMIT, RunFilter, RunListing, current_labels, find_runs, since_time
 from client.runs import read_result, ui_url
 from client.task_logs import AttemptLog, read_task_logs
 
@@ -54,6 +55,8 @@ def status(
         typer.echo(json.dumps({**result, "logs": [asdict(attempt) for attempt in attempts]} if logs else result, indent=2))
         return
     print_result(result)
+    if result.get("labels"):
+        typer.echo("Labels: " + ", ".join(label_term(key, value) for key, value in result["labels"].items()))
     if logs:
         typer.echo("")
         for attempt in attempts:
@@ -70,9 +73,10 @@ async def _status(connection: Connection, run_id: str, logs: bool = False,
         result = await read_result(handle)
         attempts = await read_task_logs(handle, task) if logs else []
         masker = await run_masker(handle)  # SECRET input values and secret() placeholders print as ****
+        labels = await current_labels(client, run_id)
     except RPCError as error:
         raise _not_found(run_id, error) from None
-    result = masker.mask(result)
+    result = masker.mask({**result, "labels": labels})
     attempts = [replace(attempt, lines=masker.mask(attempt.lines)) for attempt in attempts]
     result["ui_url"] = ui_url(connection.ui_base, connection.namespace, run_id)
     return result, attempts
@@ -91,35 +95,67 @@ def _print(result: dict[str, Any], as_json: bool) -> None:
         print_result(result)
 
 
+FlowNamespace = Annotated[Optional[str], typer.Option(
+    "--flow-namespace",
+    help="Only runs of flows in this flow namespace or one under it (`company` holds `company.team`); "
+    "--namespace is Temporal's.",
+)]
+
+
 def list_runs(
     limit: int = typer.Option(20, "--limit", min=1, help="At most this many runs, newest first."),
     flow_id: Optional[str] = typer.Option(None, "--flow", help="Only runs of this flow id."),
+    flow_namespace: FlowNamespace = None,
     label: List[str] = typer.Option([], "--label", help="Only runs with this label, as key=value (repeatable: all of them)."),
+    state: List[str] = typer.Option([], "--state", help=f"Only runs in this state: {' | '.join(RUN_STATES)} (repeatable: any of them)."),
+    since: Optional[str] = typer.Option(None, "--since", help="Only runs started since: a duration back from now (`1h`, `7d`) or an ISO date-time."),
     as_json: JsonOutput = False,
     address: Address = None,
     namespace: Namespace = None,
     task_queue: TaskQueue = DEFAULT_TASK_QUEUE,
     profile: Profile = None,
 ) -> None:
-    """Recent runs of flows.
+    """Recent runs of flows, with their run state (SUCCESS, WARNING, FAILED, CANCELLED, RUNNING, PAUSED, QUEUED).
 
-    With --json: a list of {run_id, flow, status, started_at, ended_at, labels}, newest first."""
-    labels = key_value_pairs(label, "--label")
-    rows = run_async(_list(Connection.of(address, namespace, task_queue, profile=profile), limit, flow_id, labels))
+    With --json: a list of {run_id, flow, namespace, state, status (Temporal's), started_at, ended_at, labels}, newest first."""
+    wanted = RunFilter(flow_id=flow_id, namespace=flow_namespace, labels=key_value_pairs(label, "--label"),
+                       states=_states(state), since=_since(since))
+    listing = run_async(_list(Connection.of(address, namespace, task_queue, profile=profile), limit, wanted))
+    if not listing.complete:
+        typer.secho(f"(looked at the {STATE_SCAN_LIMIT} newest runs matching the other filters for --state)", err=True,
+                    fg=typer.colors.YELLOW)
+    rows = listing.rows
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     if not rows:
         typer.echo("No runs.")
         return
-    typer.echo(f"{'RUN ID':<40} {'FLOW':<30} {'STATUS':<12} {'STARTED':<33} LABELS")
+    typer.echo(f"{'RUN ID':<40} {'FLOW':<30} {'STATE':<10} {'STARTED':<33} LABELS")
     for row in rows:
         shown = ",".join(label_term(key, value) for key, value in row["labels"].items())
-        typer.echo(f"{row['run_id']:<40} {row['flow']:<30} {row['status']:<12} {row['started_at']:<33} {shown}")
+        typer.echo(f"{row['run_id']:<40} {row['flow']:<30} {row['state']:<10} {row['started_at']:<33} {shown}")
 
 
-async def _list(connection: Connection, limit: int, flow_id: Optional[str], labels: dict[str, str]) -> list[dict[str, Any]]:
-    return await recent_runs(await connect(connection), limit, flow_id, labels)
+def _states(given: list[str]) -> frozenset[str]:
+    states = frozenset(item.strip().upper() for item in given)
+    unknown = sorted(states - set(RUN_STATES))
+    if unknown:
+        raise fail(f"--state {unknown[0]!r}: expected one of {', '.join(RUN_STATES)}", ExitCode.INVALID)
+    return states
+
+
+def _since(given: Optional[str]) -> Optional[datetime]:
+    if given is None:
+        return None
+    try:
+        return since_time(given, datetime.now(timezone.utc))
+    except ValueError as error:
+        raise fail(f"--since: {error}", ExitCode.INVALID) from None
+
+
+async def _list(connection: Connection, limit: int, wanted: RunFilter) -> RunListing:
+    return await find_runs(await connect(connection), limit, wanted)
 
 
 def cancel(
