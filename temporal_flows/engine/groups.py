@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from dataclasses import replace
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 from temporalio.exceptions import CancelledError
 
@@ -18,8 +18,10 @@ from temporal_flows.expressions.templates import ExpressionError
 from temporal_flows.model.flow import Task
 from temporal_flows.model.runs import State, worst
 from temporal_flows.tasks import TaskType, task_type
-from temporal_flows.tasks.base import Scope, TaskContext
+from temporal_flows.tasks.base import Plan, Scope, TaskContext
 from temporal_flows.tasks.plan import Child, ChildResult, Group, GroupResult
+
+_T = TypeVar("_T")
 
 RunTask = Callable[[Task, Scope], Awaitable[ChildResult]]
 """How one task runs in a scope, whatever its kind (the interpreter's `run_task`)."""
@@ -35,23 +37,19 @@ class GroupRunner:
     async def run_flowable(self, declared: TaskType, context: TaskContext) -> tuple[ChildResult, dict[str, Any] | None]:
         """The type's plan through the one scheduler, then `errors`/`finally`, then its conclusion."""
         assert declared.plan is not None
-        task, scope = context.task, context.scope
+        task = context.task
         plan = declared.plan(context)
         if inspect.isawaitable(plan):  # a pause waits first
             plan = await plan
-        child_scope = Scope(
-            (context.task_run, *scope.parents), plan.children_limit, scope.values, scope.iteration,
-            retry=retry_policy(task.retry) or scope.retry,
-        )
         errors, final = task.branches.get("errors", []), task.branches.get("finally", [])
         outcome = GroupResult(State.SUCCESS, {})
+        if plan.result is None:
+            plan, outcome = await self._run_plan(plan, context, final)
         if plan.result is not None:
             result = plan.result
         else:
-            assert plan.group is not None
-            outcome = await self.run_then_finally_if_cancelled(plan.group, final, child_scope)
             result = ChildResult(outcome.state, outcome.output, outcome.error, winner=outcome.winner)
-        result = await self.errors_and_finally(errors, final, result, child_scope)
+        result = await self.errors_and_finally(errors, final, result, self._child_scope(context, plan))
         if declared.conclude is not None:
             try:
                 result = declared.conclude(context, outcome, result)
@@ -59,11 +57,42 @@ class GroupRunner:
                 result = expression_failure(error)
         return result, plan.outputs
 
+    async def _run_plan(self, plan: Plan, context: TaskContext, final: list[Task]) -> tuple[Plan, GroupResult]:
+        """The plan's group; a loop's (`Plan.repeat`) again for each plan its outcome leads to, until
+        one decides the result. Its last plan and outcome."""
+        while True:
+            assert plan.group is not None
+            scope = self._child_scope(context, plan)
+            if plan.repeat is not None and plan.outputs is not None:  # `outputs.<loop>.iterationCount` inside
+                self._recorder._publish(context.task.id, context.scope.values, plan.outputs)
+            outcome = await self.run_then_finally_if_cancelled(plan.group, final, scope)
+            if plan.repeat is None:
+                return plan, outcome
+            plan = await self._finally_if_cancelled(plan.repeat(outcome), final, scope)
+            if plan.result is not None:
+                return plan, outcome
+
+    @staticmethod
+    def _child_scope(context: TaskContext, plan: Plan) -> Scope:
+        """Where the flowable's children run: under its task run, with its plan's limit (and iteration)."""
+        scope = context.scope
+        return Scope(
+            (context.task_run, *scope.parents), plan.children_limit, scope.values,
+            scope.iteration if plan.iteration is None else plan.iteration,
+            retry=retry_policy(context.task.retry) or scope.retry,
+        )
+
     async def run_then_finally_if_cancelled(self, group: Group, final: list[Task], scope: Scope) -> GroupResult:
         """`finally` always runs (SPEC §3.5): also when the scope is cancelled from outside (a
         fail-fast sibling, a race won elsewhere, an enclosing timeout); then the cancellation goes on."""
+        return await self._finally_if_cancelled(
+            run_group(group, self._child_runner(scope), self._child_skipper(scope)), final, scope,
+        )
+
+    async def _finally_if_cancelled(self, work: Awaitable[_T], final: list[Task], scope: Scope) -> _T:
+        """`work`'s answer; cancelled, `finally` runs before the cancellation goes on (a loop's wait too)."""
         try:
-            return await run_group(group, self._child_runner(scope), self._child_skipper(scope))
+            return await work
         except (asyncio.CancelledError, CancelledError):
             if final:
                 await run_group(Group.chain(final), self._child_runner(scope))

@@ -56,6 +56,9 @@ class PropertySpec:
     check: Callable[[Any], str | None] | None = None
     """A further check of the value beyond its kind: why it is invalid, or None (run when the
     flow loads; templates are left to render)."""
+    late: bool = False
+    """Its templates render after the task's children ran, each time (a loop's `condition`), never
+    when the task starts: they may read the task's own outputs, and no worker renders them ahead."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,15 @@ class Plan:
     children_limit: int = 0
     outputs: dict[str, Any] | None = None
     result: ChildResult | None = None
+    iteration: int | None = None
+    """The children's `taskrun.iteration` (a loop's iteration count); None: the task's own."""
+    repeat: RepeatHook | None = None
+    """A loop: after the group ends, the next plan from its outcome (the next iteration, or a
+    decided result). While it repeats, the plan's `outputs` are visible to the children."""
+
+
+RepeatHook = Callable[[GroupResult], Awaitable[Plan]]
+"""May wait (durably) before it answers: a loop's interval between iterations."""
 
 
 PlanHook = Callable[[TaskContext], "Plan | Awaitable[Plan]"]
