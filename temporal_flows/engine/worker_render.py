@@ -26,6 +26,7 @@ from temporal_flows.expressions.templates import (
 )
 from temporal_flows.model.flow import Task
 from temporal_flows.model.runs import State
+from temporal_flows.tasks import task_type
 from temporal_flows.tasks.plan import ChildResult
 from temporal_flows.tasks.runnable.activity import redispatch_policy
 
@@ -35,8 +36,11 @@ PASSED_AS_FILES = ("input_files",)
 
 
 def task_templates(task: Task) -> list[str]:
-    """The templates a task renders with its own context: its properties and `runIf`."""
-    return template_strings(task.properties) + ([task.run_if] if isinstance(task.run_if, str) else [])
+    """The templates a task renders with its own context when it starts: its properties (not those
+    it renders later, a loop's `condition`: rendered ahead they would be stale) and `runIf`."""
+    specs = task_type(task.type).properties
+    starting = {name: value for name, value in task.properties.items() if not (name in specs and specs[name].late)}
+    return template_strings(starting) + ([task.run_if] if isinstance(task.run_if, str) else [])
 
 
 def templates_for_worker(

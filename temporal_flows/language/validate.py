@@ -71,7 +71,7 @@ def _check_templates(task: Task, loaded: LoadedFlow, known_ids: list[str]) -> li
             for task_id in sorted(referenced - set(known_ids)):
                 hint = did_you_mean(task_id, known_ids)
                 problems.append(_at(location, loaded.flow.source_file, f"{noun} `{task.id}`, `{prop}`: unknown {noun} `{task_id}` in `{template.strip()}`{hint}"))
-            if task.id in referenced:
+            if task.id in referenced and not _late(task, prop):
                 problems.append(_at(location, loaded.flow.source_file, f"{noun} `{task.id}`, `{prop}`: a {noun} cannot use its own outputs"))
             # Other unknown names fail their task when it renders (SPEC §3.6, Kestra's failed-first):
             # only what could never render the same twice is refused before the start.
@@ -126,6 +126,12 @@ def secret_uses(loaded: LoadedFlow) -> list[SecretUse]:
 def _foreign(task: Task, prop: str) -> bool:
     spec = task_type(task.type).properties.get(prop)
     return spec is not None and spec.foreign
+
+
+def _late(task: Task, prop: str) -> bool:
+    """Rendered after the task's children ran (a loop's `condition`): it may read the task's own outputs."""
+    spec = task_type(task.type).properties.get(prop)
+    return spec is not None and spec.late
 
 
 def _at(location: Location | None, file: str, message: str) -> Problem:
