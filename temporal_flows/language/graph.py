@@ -263,6 +263,8 @@ def _describe(task: Task) -> str:
         words.append(f"over {_short(props['values'])}")
     if task.type in ("switch", "if"):
         words.append(_short(props.get("value", props.get("condition"))))
+    if task.type == "loop_until":
+        words.append(f"until {_short(props.get('condition'))}")
     return ", ".join(words)
 
 

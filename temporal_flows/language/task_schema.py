@@ -12,6 +12,7 @@ from typing import Any, Iterable
 
 from temporal_flows.model.keys import camel_case, snake_case
 from temporal_flows.tasks import COMMON_PROPERTIES, TYPES, PropertySpec, TaskType, resolve_type
+from temporal_flows.tasks.flowable.loop_until import MAX_ITERATIONS
 from temporal_flows.tasks.kestra_aliases import RESPELLED, Respelling
 from temporal_flows.tasks.runnable.task_runners import DOCKER_OPTIONS, DOCKER_RUNNERS, PROCESS_RUNNERS, PULL_POLICIES
 
@@ -87,6 +88,16 @@ _PROPERTY_SCHEMAS: dict[str, dict[str, Any]] = {
             "if": {"properties": {"type": {"const": "jmespath"}}},
             "then": {"required": ["value"]},
         },
+    },
+    "check_frequency": {  # a loop's (`temporal_flows.tasks.flowable.loop_until.frequency`)
+        "type": "object",
+        "properties": {
+            spelling: {"anyOf": [schema, {"type": "null"}]}
+            for name, schema in (("interval", ref("duration")), ("max_duration", ref("duration")),
+                                 ("max_iterations", {"type": "integer", "minimum": 1, "maximum": MAX_ITERATIONS}))
+            for spelling in spellings(name)
+        },
+        "additionalProperties": False,
     },
 }
 """Properties the dialect checks beyond their kind."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from temporal_flows.tasks import basic
 from temporal_flows.tasks.base import COMMON_PROPERTIES, PropertySpec, TaskType
-from temporal_flows.tasks.flowable import allow_failure, conditional, dag, foreach, parallel, pause, sequential, subflow, switch
+from temporal_flows.tasks.flowable import (
+    allow_failure, conditional, dag, foreach, loop_until, parallel, pause, sequential, subflow, switch,
+)
 from temporal_flows.tasks.pure import fail, labels, log, output_values, returns, sleep
 from temporal_flows.tasks.runnable import commands, http, script
 
@@ -22,6 +24,7 @@ TYPES: tuple[TaskType, ...] = (
     switch.TYPE,
     conditional.TYPE,
     allow_failure.TYPE,
+    loop_until.TYPE,
     commands.TYPE,
     returns.TYPE,
     log.TYPE,

@@ -37,6 +37,7 @@ KESTRA_ALIASES: dict[str, str] = {
     _OLD_FLOWS + "Template": _FLOW + "Template",
     _OLD_FLOWS + "WorkingDirectory": _FLOW + "WorkingDirectory",
     _OLD_FLOWS + "Worker": _FLOW + "WorkingDirectory",
+    _FLOW + "WaitFor": _FLOW + "LoopUntil",  # renamed in 0.21 (kestra-io/kestra#6976)
     # tasks: the rest of core
     "io.kestra.core.tasks.debugs.Return": "io.kestra.plugin.core.debug.Return",
     "io.kestra.core.tasks.debugs.Echo": "io.kestra.plugin.core.debug.Echo",
