@@ -23,9 +23,9 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from cli import codec_server, graph, resume, run, runs, schedules, schema, server, validate, webui, worker
+    from cli import codec_server, graph, replay, resume, run, runs, schedules, schema, server, validate, webui, worker
 
-    for module in (run, validate, worker, server, runs, schema, resume, schedules, webui, graph, codec_server):
+    for module in (run, validate, worker, server, runs, schema, resume, schedules, webui, graph, codec_server, replay):
         module.register(app)
 
 
