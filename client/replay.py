@@ -23,7 +23,7 @@ from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
-from client.codec import ENCODING, KEY_ENV, KEY_FILE_ENV
+from client.codec import ENCODING, KEY_ENV, KEY_FILE_ENV, CodecDecodeError
 from client.worker import workflow_runner
 from temporal_flows.engine.workflow import FlowWorkflow
 
@@ -76,7 +76,7 @@ def flow_replayer(data_converter: DataConverter) -> Replayer:
 async def replay_history(replayer: Replayer, history: WorkflowHistory, source: Optional[str] = None) -> ReplayOutcome:
     """Replay `history`; on a failure, name the first event that diverged."""
     events = len(history.events)
-    refused = _unreplayable(history, replayer.config().get("data_converter"))
+    refused = await _unreplayable(history, replayer.config().get("data_converter"))
     if refused:
         return ReplayOutcome(history.workflow_id, events, refused, source=source)
     failure = await _replay_failure(replayer, history)
@@ -108,17 +108,23 @@ async def _first_diverging_event(replayer: Replayer, history: WorkflowHistory) -
     return events[high - 1] if events else None
 
 
-def _unreplayable(history: WorkflowHistory, converter: Optional[DataConverter]) -> Optional[str]:
-    """Why `history` cannot be replayed at all, said plainly; None when it can be tried."""
+async def _unreplayable(history: WorkflowHistory, converter: Optional[DataConverter]) -> Optional[str]:
+    """Why `history` cannot be replayed at all, said plainly (a replay would only show the workflow
+    task failing); None when it can be tried."""
     events = history.events
     if len(events) < MIN_REPLAYABLE_EVENTS or not events[0].HasField("workflow_execution_started_event_attributes"):
         return "not a replayable history: it must start with WorkflowExecutionStarted and hold a workflow task"
     started = events[0].workflow_execution_started_event_attributes
     if started.workflow_type.name != FlowWorkflow.__name__:
         return f"not a flow run: its workflow type is {started.workflow_type.name!r}, not {FlowWorkflow.__name__!r}"
-    encrypted = any(payload.metadata.get("encoding") == ENCODING for payload in started.input.payloads)
-    if encrypted and (converter is None or converter.payload_codec is None):
+    if not any(payload.metadata.get("encoding") == ENCODING for payload in started.input.payloads):
+        return None
+    if converter is None or converter.payload_codec is None:
         return f"its payloads are encrypted: set {KEY_ENV} (or {KEY_FILE_ENV}) to the key the run was written with"
+    try:
+        await converter.payload_codec.decode(started.input.payloads)
+    except CodecDecodeError as error:
+        return f"cannot decrypt its payloads: {error}"
     return None
 
 
