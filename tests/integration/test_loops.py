@@ -354,7 +354,7 @@ async def test_cancelling_during_the_interval_ends_the_run_promptly(client: Clie
     result = await asyncio.wait_for(wait_result(handle), timeout=30)
     took = time.monotonic() - cancelled_at
     assert result["state"] == "CANCELLED", result
-    assert task_run(result, "loop")["state"] == "CANCELLED" and task_run(result, "loop")["outputs"] == {}
+    assert task_run(result, "loop")["state"] == "CANCELLED"
     assert len(runs_of(result, "step")) == 1 and task_run(result, "closing")["state"] == "SUCCESS"
     assert runs_of(result, "never") == []
     assert took < 5, f"cancelling during the interval took {took} s"

@@ -5,6 +5,7 @@ rendered ahead by a worker, the schema agreeing with the loader, plugin defaults
 from __future__ import annotations
 
 import textwrap
+from datetime import datetime, timezone
 
 import pytest
 from jsonschema import Draft7Validator
@@ -15,7 +16,9 @@ from temporal_flows.language.loader import load_flow_text
 from temporal_flows.language.schema import flow_schema
 from temporal_flows.model.problems import FlowError
 from temporal_flows.tasks import TASK_TYPES, resolve_type
-from temporal_flows.tasks.flowable.loop_until import DEFAULT_INTERVAL_S, MAX_ITERATIONS, Frequency, frequency
+from temporal_flows.tasks.flowable.loop_until import (
+    DEFAULT_INTERVAL_S, DEFAULT_MAX_ITERATIONS, MAX_ITERATIONS, Frequency, _Loop, frequency,
+)
 from tests.unit.test_schema import loader_accepts, schema_problem
 
 
@@ -86,6 +89,22 @@ def test_frequency_names_what_is_wrong(value: object, message: str):
     with pytest.raises(ValueError) as raised:
         frequency(value)
     assert message in str(raised.value)
+
+
+def test_a_loop_without_max_iterations_fails_at_the_default_bound():
+    """The bound is decided from the count alone (no clock is read without `maxDuration`)."""
+    started = datetime.now(timezone.utc)
+    loop = _Loop(None, Frequency(), started, count=DEFAULT_MAX_ITERATIONS - 1)  # type: ignore[arg-type]
+    assert loop._limit_reached() is None
+    loop.count += 1
+    limit = loop._limit_reached()
+    assert limit is not None and limit.error_type == "LoopLimitReached" and limit.always_fails
+    assert "set `maxIterations`" in limit.why
+    explicit = _Loop(None, Frequency(max_iterations=2000), started, count=DEFAULT_MAX_ITERATIONS)  # type: ignore[arg-type]
+    assert explicit._limit_reached() is None
+    explicit.count = 2000
+    reached = explicit._limit_reached()
+    assert reached is not None and reached.error_type == "MaxIterationsReached" and not reached.always_fails
 
 
 def test_a_bad_check_frequency_and_a_missing_condition_are_problems_at_their_lines():
