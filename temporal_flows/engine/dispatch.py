@@ -57,7 +57,7 @@ class Dispatcher:
             request = {**request, "masked": masked}
         size = check_size(request, f"the request of task `{task.id}` (its rendered properties)", REQUEST_LIMIT_BYTES,
                           REQUEST_ADVICE, REQUEST_TOO_LARGE_ERROR)
-        self.history.spend(size)
+        await self.history.make_room(size)
         handle = workflow.start_activity(call.activity, request, result_type=call.result_type, **options)
         try:
             try:

@@ -8,6 +8,8 @@ replay); what this workflow task adds is counted here as it is sent.
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio import workflow
 
 HISTORY_SIZE_LIMIT_BYTES = 50 * 1024 * 1024
@@ -20,11 +22,16 @@ HISTORY_SIZE_BUDGET_BYTES = 40 * 1024 * 1024
 HISTORY_EVENTS_BUDGET = 44_000
 """No task run starts past this many events: an activity still running adds about five more
 (its start, end and the workflow task that reads it), a recorded ledger page about four."""
+SEND_LIMIT_BYTES = 2 * 1024 * 1024
+"""Most bytes of requests one workflow task sends: the server takes a workflow task's commands in
+one gRPC message of at most 4 MiB (past it the workflow task fails again and again)."""
 LEDGER_RECORD_MARGIN_BYTES = 2 * 1024 * 1024
 """Room kept under the size limit when the ledger is recorded at the end."""
 HISTORY_TOO_LARGE_ERROR = "HistoryTooLarge"
 PATCH_HISTORY_BUDGET = "history-budget"
 """Before it, a run grew its history until the server terminated it."""
+PATCH_SPREAD_REQUESTS = "spread-requests"
+"""Before it, every request ready at once went out in one workflow task, however big together."""
 ADVICE = ("split the flow into subflows (each run has a history of its own), or keep big values in files "
           "(`outputFiles`)")
 
@@ -36,6 +43,7 @@ class HistoryBudget:
         self._measured: tuple[int, int] = (-1, -1)
         self._sent_bytes = 0
         self._sent_events = 0
+        self._next_workflow_task: asyncio.Future[None] | None = None
 
     def _now(self) -> tuple[int, int]:
         """(bytes, events) of the history, with what this workflow task sent so far."""
@@ -50,6 +58,21 @@ class HistoryBudget:
         self._now()
         self._sent_bytes += size
         self._sent_events += 1
+
+    async def make_room(self, size: int) -> None:
+        """Wait until this workflow task can send `size` more bytes (`SEND_LIMIT_BYTES`; one
+        request always goes), then count them. Waiting is one durable 1 ms timer shared by every
+        request that waits: when it fires, a new workflow task sends the next share."""
+        while True:
+            self._now()
+            if self._sent_bytes == 0 or self._sent_bytes + size <= SEND_LIMIT_BYTES or not workflow.patched(
+                PATCH_SPREAD_REQUESTS
+            ):
+                self.spend(size)
+                return
+            if self._next_workflow_task is None or self._next_workflow_task.done():
+                self._next_workflow_task = asyncio.ensure_future(workflow.sleep(0.001, summary="spread requests"))
+            await asyncio.shield(self._next_workflow_task)
 
     def exceeded(self, ledger_bytes: int) -> dict[str, str] | None:
         """The error a task run fails with when starting it could take the run past Temporal's

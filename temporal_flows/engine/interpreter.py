@@ -144,10 +144,10 @@ class Interpreter:
             result, own_outputs = await self._execute(declared, task, task_run, scope)
             if declared.kind is not TaskKind.RUNNABLE:
                 result, own_outputs = self._bounded(declared, task, result, own_outputs)
-            result = settled(task, result)
         except Exception as error:  # noqa: BLE001 - see engine_failure; cancellation is a BaseException
             result, own_outputs = engine_failure(error, f"task `{task.id}`"), None
         try:
+            result = settled(task, result)
             self.recorder.record(declared, task_run, scope, result, own_outputs)
         except Exception as error:  # noqa: BLE001
             result = engine_failure(error, f"recording task `{task.id}`")

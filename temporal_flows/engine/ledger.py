@@ -76,7 +76,7 @@ class Ledger:
             task_runs.append(entry)
             size += entry_size
         end = offset + len(task_runs)
-        return LedgerPage(offset, task_runs, len(self.task_runs), end if end < len(self.task_runs) else None)
+        return LedgerPage(offset, task_runs, len(self.task_runs), end if end < len(self.task_runs) else None, size)
 
     def pages(self, max_bytes: int) -> list[LedgerPage]:
         """The whole ledger cut into pages of at most `max_bytes` each."""
@@ -95,6 +95,8 @@ class LedgerPage:
     task_runs: list[dict[str, Any]]
     total: int
     next_offset: int | None = None
+    size: int = 0
+    """Bytes of its task runs as JSON (not part of the page's payload)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The page as a payload: `asdict` without its deep copy of every entry (the entries are

@@ -15,7 +15,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
-from temporal_flows.engine.history import HistoryBudget
+from temporal_flows.engine.history import SEND_LIMIT_BYTES, HistoryBudget
 from temporal_flows.engine.interpreter import Interpreter, RunLimits
 from temporal_flows.engine.ledger import Ledger, LedgerPage
 from temporal_flows.engine.pauses import Pauses, ResumeRefused
@@ -39,11 +39,13 @@ from temporal_flows.model.requests import (
     RunRequest,
 )
 from temporal_flows.model.runs import State, timestamp
-from temporal_flows.tasks.payloads import SUMMARY_OUTPUTS_LIMIT_BYTES, PayloadTooLarge, bounded_error, check_size
+from temporal_flows.tasks.payloads import SUMMARY_OUTPUTS_LIMIT_BYTES, PayloadTooLarge, bounded_error, check_size, measure
 from temporal_flows.tasks.plan import GroupResult
 
 PATCH_LEDGER_IN_HISTORY = "ledger-in-history"
 """Before it, the result was the whole ledger and nothing was recorded at the end."""
+PATCH_LEDGER_IN_BATCHES = "ledger-in-batches"
+"""Before it, every page was scheduled in one workflow task: past 4 MiB the server refused it forever."""
 
 
 PATCH_SCHEDULE_TRIGGER = "schedule-trigger"
@@ -186,20 +188,26 @@ class FlowWorkflow:
             workflow.logger.warning("the ledger does not fit in the run's history; reading this run will replay it")
             return True
         pages = self._ledger.pages(LEDGER_PAGE_BYTES)
-        records = [
-            workflow.execute_activity(
-                LEDGER_ACTIVITY,
-                {**page.to_dict(), "summary": self.summary()} if index == 0 else page.to_dict(),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_attempts=3),
-                summary=f"ledger {index + 1}/{len(pages)}",
-            )
-            for index, page in enumerate(pages)
-        ]
-        try:
-            await asyncio.gather(*records)
-        except ActivityError:
-            workflow.logger.warning("could not record the ledger in the history; reading this run will replay it")
+        summary = self.summary()
+        batches = [list(range(len(pages)))]
+        if sum(page.size for page in pages) > SEND_LIMIT_BYTES and workflow.patched(PATCH_LEDGER_IN_BATCHES):
+            batches = _batches([page.size for page in pages], SEND_LIMIT_BYTES - measure(summary, "the summary"))
+        for batch in batches:
+            records = [
+                workflow.execute_activity(
+                    LEDGER_ACTIVITY,
+                    {**pages[index].to_dict(), "summary": summary} if index == 0 else pages[index].to_dict(),
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=RetryPolicy(maximum_attempts=3),
+                    summary=f"ledger {index + 1}/{len(pages)}",
+                )
+                for index in batch
+            ]
+            try:
+                await asyncio.gather(*records)
+            except ActivityError:
+                workflow.logger.warning("could not record the ledger in the history; reading this run will replay it")
+                break
         return True
 
     def _legacy_result(self) -> dict[str, Any]:
@@ -267,6 +275,19 @@ class FlowWorkflow:
         """The task runs from `offset` in creation order, one bounded page (see `next_offset`)."""
         page: LedgerPage = self._ledger.page(offset, LEDGER_PAGE_BYTES)
         return page.to_dict()
+
+
+def _batches(sizes: list[int], limit: int) -> list[list[int]]:
+    """Indexes of `sizes` in order, cut where a batch would pass `limit` (each batch at least one)."""
+    batches: list[list[int]] = [[]]
+    total = 0
+    for index, size in enumerate(sizes):
+        if batches[-1] and total + size > limit:
+            batches.append([])
+            total = 0
+        batches[-1].append(index)
+        total += size
+    return batches
 
 
 def _render_caller_outputs(interpreter: Interpreter, templates: dict[str, Any]) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from temporal_flows.tasks.base import Plan, PropertySpec, TaskContext, TaskType,
 from temporal_flows.tasks.plan import Child, ChildResult, Group
 
 
-ITEM_LIMIT_CHARS = 64 * 1024
-"""Longest item value (as text): every task run of the item keeps it, in the ledger and the history."""
+ITEM_LIMIT_BYTES = 64 * 1024
+"""Longest item value (its text as JSON): every task run of the item keeps it, in the ledger and the history."""
 PATCH_BOUNDED_ITEMS = "bounded-foreach-items"
 """Before it, an item of any length was taken."""
 
@@ -45,9 +45,10 @@ def items(ctx: TaskContext) -> list[str]:
     seen: dict[str, None] = {}
     for item in raw:
         text = item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
-        if len(text) > ITEM_LIMIT_CHARS and workflow.patched(PATCH_BOUNDED_ITEMS):
-            raise ItemsError(f"an item of `values` is {len(text):,} characters long, the limit is {ITEM_LIMIT_CHARS:,} "
-                             "(each task run of the item keeps it as `taskrun.value`); iterate over keys or file names")
+        size = len(text) if len(text) <= ITEM_LIMIT_BYTES // 12 else len(json.dumps(text))  # at most 12 bytes a character
+        if size > ITEM_LIMIT_BYTES and workflow.patched(PATCH_BOUNDED_ITEMS):
+            raise ItemsError(f"an item of `values` is too long ({size:,} bytes as JSON, the limit is {ITEM_LIMIT_BYTES:,}; "
+                             "each task run of the item keeps it as `taskrun.value`); iterate over keys or file names")
         seen.setdefault(text, None)
     return list(seen)
 
