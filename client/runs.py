@@ -278,21 +278,46 @@ async def _closed_result(handle: WorkflowHandle[Any, Any], state: str, error: di
     try:
         result = await summary(handle)
     except (RPCError, WorkflowQueryFailedError):
-        description = await handle.describe()
-        result = {
-            "run_id": handle.id,
-            "flow": {"namespace": None, "id": None},
-            "started_at": description.start_time.isoformat() if description.start_time else None,
-            "ended_at": description.close_time.isoformat() if description.close_time else None,
-            "duration_s": None,
-            "outputs": {},
-            "ui_url": None,
-        }
+        result = await _described_result(handle)
     result.pop("task_run_count", None)
     result["task_runs"] = await _finished_task_runs(handle)
     result["state"] = state
     result["error"] = result.get("error") or {**error, "task_id": None}
     return result
+
+
+async def _described_result(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
+    """What the server knows of a run that recorded nothing and answers no query (e.g. one it
+    terminated): its times, and its flow from its search attributes, else from its input."""
+    description = await handle.describe()
+    flow_id_key, namespace_key = search_attribute_keys()
+    attributes = description.typed_search_attributes
+    flow = {"namespace": attributes.get(namespace_key), "id": attributes.get(flow_id_key)}
+    if flow["id"] is None:
+        flow = await _flow_of_input(handle)
+    started, closed = description.start_time, description.close_time
+    return {
+        "run_id": handle.id,
+        "flow": flow,
+        "started_at": started.isoformat() if started else None,
+        "ended_at": closed.isoformat() if closed else None,
+        "duration_s": round((closed - started).total_seconds(), 3) if started and closed else None,
+        "outputs": {},
+        "ui_url": None,
+    }
+
+
+async def _flow_of_input(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
+    """The flow's namespace and id from the run's input (the first event of its history)."""
+    async for event in handle.fetch_history_events(page_size=1):
+        payloads = event.workflow_execution_started_event_attributes.input.payloads
+        if payloads:
+            [request] = await handle._client.data_converter.decode(payloads[:1], [dict])  # noqa: SLF001
+            flow = request.get("flow") if isinstance(request, dict) else None
+            if isinstance(flow, dict):
+                return {"namespace": flow.get("namespace"), "id": flow.get("id")}
+        break
+    return {"namespace": None, "id": None}
 
 
 def ui_url(ui_base: str | None, namespace: str, workflow_id: str, run_id: str | None = None) -> str | None:
