@@ -223,7 +223,7 @@ async def _supervise(request: CommandsRequest, workdir: str, argv: list[str], en
         env=env,
         on_stdout=watch.stdout.watching(on_stdout) if watch.stdout else on_stdout,
         on_stderr=_on_stderr(state, log, bound),
-        heartbeat=activity.heartbeat,
+        heartbeat=lambda: activity.heartbeat(log.live_window()),  # the log so far, read live by clients
         heartbeat_every=HEARTBEAT_EVERY,
         inline_sh=True,
         mask=secrets.mask if secrets.masking else None,

@@ -18,6 +18,10 @@ LINE_CHARS = 4 * 1024
 """A longer line is cut (with a note of its full length)."""
 ENTRY_OVERHEAD = 48
 """What an entry's timestamp and level add to its message in the payload, roughly."""
+LIVE_LINES = 200
+LIVE_CHARS = 32 * 1024
+"""A heartbeat carries at most the last LIVE_LINES lines / LIVE_CHARS of the log (a reader that
+missed more sees a gap note): heartbeat details are kept by the server, so they stay small."""
 
 
 def _timestamp(seconds: float) -> str:
@@ -37,12 +41,20 @@ class TaskLog:
         self._dropped = 0
         self._head_limit = head_chars
         self._tail_limit = tail_chars
+        self._live: deque[tuple[float, str, str]] = deque()
+        self._live_chars = 0
+        self._count = 0
 
     def add(self, level: str, message: str) -> None:
         if len(message) > LINE_CHARS:
             message = f"{message[:LINE_CHARS]}… ({len(message)} characters, cut)"
         entry = (time.time(), level, message)
         size = len(message) + ENTRY_OVERHEAD
+        self._count += 1
+        self._live.append(entry)
+        self._live_chars += size
+        while len(self._live) > LIVE_LINES or self._live_chars > LIVE_CHARS:
+            self._live_chars -= len(self._live.popleft()[2]) + ENTRY_OVERHEAD
         if not self._head_full:
             if self._head_chars + size <= self._head_limit:
                 self._head.append(entry)
@@ -65,3 +77,10 @@ class TaskLog:
                                      f"{self._head_limit // 1024} KiB and last {self._tail_limit // 1024} KiB) …"))
         kept.extend(self._tail)
         return [{"timestamp": _timestamp(at), "level": level, "message": message} for at, level, message in kept]
+
+    def live_window(self) -> dict[str, Any]:
+        """The last lines so far, for a heartbeat: {"log_count": lines logged in all, "log_from":
+        the number of the first line here (0-based), "log_lines": [{timestamp, level, message}]}."""
+        return {"log_count": self._count, "log_from": self._count - len(self._live),
+                "log_lines": [{"timestamp": _timestamp(at), "level": level, "message": message}
+                              for at, level, message in self._live]}
