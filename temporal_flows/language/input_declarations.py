@@ -11,9 +11,6 @@ from temporal_flows.language.inputs import ARRAY_ITEM_TYPES, INPUT_TYPE_ALIASES,
 from temporal_flows.model.keys import camel_case
 from temporal_flows.model.problems import EntryProblem, did_you_mean
 
-NOT_SUPPORTED_TYPES = ("FILE",)
-"""Kestra input types this version refuses with a clear message (they need run storage)."""
-
 COMMON_KEYS = ("id", "type", "required", "defaults", "display_name", "description")
 """Keys every input declaration may have (snake_case; `name` is Kestra's older `id`)."""
 
@@ -99,13 +96,10 @@ def _declared_type(entry: dict[str, Any], name: str, found: list[tuple[str | Non
     type_name = canonical_type(given)
     if type_name is not None:
         return type_name
-    if given in NOT_SUPPORTED_TYPES:
-        found.append(("type", f"{name}: `{given}` inputs are not supported yet", False))
-    else:
-        hint = did_you_mean(str(given).upper(), [*INPUT_TYPES, *INPUT_TYPE_ALIASES])
-        if not hint and isinstance(given, str) and canonical_type(given.upper()):
-            hint = f" (did you mean `{given.upper()}`?)"
-        found.append(("type", f"{name}: unknown input type `{given}`{hint} (expected one of {', '.join(INPUT_TYPES)})", False))
+    hint = did_you_mean(str(given).upper(), [*INPUT_TYPES, *INPUT_TYPE_ALIASES])
+    if not hint and isinstance(given, str) and canonical_type(given.upper()):
+        hint = f" (did you mean `{given.upper()}`?)"
+    found.append(("type", f"{name}: unknown input type `{given}`{hint} (expected one of {', '.join(INPUT_TYPES)})", False))
     return None
 
 

@@ -19,20 +19,24 @@ from urllib.parse import urlparse
 
 import yaml
 
+from temporal_flows.expressions.references import is_reference
 from temporal_flows.language.source import FlowYamlLoader, YamlLimitError, parse_json_text
 from temporal_flows.model.durations import parse_duration
 from temporal_flows.model.problems import did_you_mean
 
 INPUT_TYPES: tuple[str, ...] = (
     "STRING", "INT", "FLOAT", "BOOLEAN", "SELECT", "MULTISELECT", "ARRAY", "JSON", "YAML", "DATETIME",
-    "DATE", "TIME", "DURATION", "URI", "EMAIL", "SECRET",
+    "DATE", "TIME", "DURATION", "URI", "EMAIL", "SECRET", "FILE",
 )
 """Canonical input types, as a flow's `inputs[].type` names them."""
 
 INPUT_TYPE_ALIASES: dict[str, str] = {"BOOL": "BOOLEAN", "ENUM": "SELECT"}
 """Other names Kestra accepts for the same types."""
 
-ARRAY_ITEM_TYPES = tuple(name for name in INPUT_TYPES if name not in ("ARRAY", "SELECT", "MULTISELECT"))
+ARRAY_ITEM_TYPES = tuple(name for name in INPUT_TYPES if name not in ("ARRAY", "SELECT", "MULTISELECT", "FILE"))
+FILE_TYPE = "FILE"
+"""A file the starter gives (`tflow run --input NAME=@path`): stored in the run's storage before
+the run starts; its value is the stored file's signed reference (`client.input_files`)."""
 
 
 class InputError(Exception):
@@ -296,10 +300,18 @@ def _email(value: Any, _: Mapping[str, Any]) -> str:
     return value.strip()
 
 
+def _file(value: Any, _: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored file's reference, kept as it is: only a worker can tell a signed one (it reads it)
+    from data shaped like one (it stays plain data there)."""
+    if is_reference(value) and value.get("kind") == "file":
+        return value
+    raise InvalidValue("a file, given as @path (tflow run --input NAME=@path)")
+
+
 _COERCE: dict[str, Callable[[Any, Mapping[str, Any]], Any]] = {
     "STRING": _string, "SECRET": _string, "INT": _int, "FLOAT": _float, "BOOLEAN": _boolean, "SELECT": _select,
     "MULTISELECT": _multiselect, "ARRAY": _array, "JSON": _json, "YAML": _yaml, "DATETIME": _datetime, "DATE": _date,
-    "TIME": _time, "DURATION": _duration, "URI": _uri, "EMAIL": _email,
+    "TIME": _time, "DURATION": _duration, "URI": _uri, "EMAIL": _email, "FILE": _file,
 }
 
 

@@ -13,6 +13,9 @@ from temporal_flows.language.inputs import INPUT_TYPES, InputError, iso_duration
 from temporal_flows.language.loader import load_flow_text
 from temporal_flows.model.problems import FlowError
 
+FILE_REF = {"$tflowRef": "r1/inputs/data/rows.csv", "size": 4, "kind": "file", "run": "r1", "sig": "ab"}
+"""A FILE input's value: a stored file's reference, kept as is (only a worker checks its signature)."""
+
 # type, extra declaration, a valid given value, its resolved form, an invalid given value, the default
 # and its resolved form.
 MATRIX: list[tuple[str, dict[str, Any], Any, Any, Any, Any, Any]] = [
@@ -32,6 +35,7 @@ MATRIX: list[tuple[str, dict[str, Any], Any, Any, Any, Any, Any]] = [
     ("URI", {}, "https://example.com/a.csv", "https://example.com/a.csv", "not a uri", "s3://b/k", "s3://b/k"),
     ("EMAIL", {}, "ann@example.com", "ann@example.com", "ann@", "bo@example.org", "bo@example.org"),
     ("SECRET", {}, "s3cr3t", "s3cr3t", {"a": 1}, "pw", "pw"),
+    ("FILE", {}, FILE_REF, FILE_REF, "rows.csv", FILE_REF, FILE_REF),
 ]
 
 
@@ -169,6 +173,7 @@ inputs:
     type: SELECT
   - id: a
     type: FILE
+    defaults: rows.csv
 tasks:
   - id: t
     type: io.kestra.plugin.core.debug.Return
@@ -193,9 +198,9 @@ def test_bad_declarations_are_problems_at_their_place():
         "f.yaml:11:5: input `b` (INT): unknown property `minLength`",
         "f.yaml:12:5: input `c` (SELECT) is missing `values`",
         "f.yaml:14:9: duplicate input id `a`",
-        "f.yaml:15:11: input `a`: `FILE` inputs are not supported yet",
-        "f.yaml:23:12: output `o`, `value`: unknown task `tt` in `{{ outputs.tt.value }}` (did you mean `t`?)",
-        "f.yaml:24:5: output `p` is missing `type`",
+        "f.yaml:16:15: input `a` (FILE): `defaults` must be a file, given as @path (tflow run --input NAME=@path), got 'rows.csv'",
+        "f.yaml:24:12: output `o`, `value`: unknown task `tt` in `{{ outputs.tt.value }}` (did you mean `t`?)",
+        "f.yaml:25:5: output `p` is missing `type`",
     ]
 
 
@@ -249,3 +254,15 @@ def test_a_declared_bound_out_of_range_is_a_problem_at_its_place():
         "f.yaml:6:10: input `d` (DURATION): `min` must be an ISO-8601 duration like PT5M (or 5m, 30s, 1h30m), got inf",
         "f.yaml:9:10: input `i` (INT): `max` must be a whole number, got '" + "1" * 76 + "...",
     ]
+
+
+def test_a_file_input_takes_only_a_stored_files_reference():
+    declared = [{"id": "data", "type": "FILE"}]
+    value = {"$tflowRef": "r1/t/outputs/0-v.json", "size": 2, "kind": "json"}  # a stored value, not a file
+    for given in ("@rows.csv", value, ["a"]):
+        with pytest.raises(InputError) as raised:
+            resolve_inputs(declared, {"data": given})
+        assert raised.value.messages[0].endswith("expected a file, given as @path (tflow run --input NAME=@path)")
+    with pytest.raises(FlowError, match="ARRAY.*itemType"):
+        load_flow_text("id: f\nnamespace: n\ninputs:\n  - id: a\n    type: ARRAY\n    itemType: FILE\n"
+                       "tasks:\n  - id: t\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n", "f.yaml")
