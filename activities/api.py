@@ -162,6 +162,53 @@ class HttpResult:
     extracted: dict[str, Any] = field(default_factory=dict)
 
 
+DOWNLOAD_ACTIVITY = "tflow.download"
+"""Activity type name of the `download` runnable (see :mod:`activities.download`)."""
+DOWNLOAD_MAX_SIZE = 1024 ** 3
+"""Default bound of a downloaded body (1 GiB): past it the task fails (`ResponseTooLarge`)."""
+
+
+@dataclass(frozen=True)
+class DownloadRequest:
+    """One HTTP request whose response body is streamed into the run's storage (a `download`
+    task); the request's body is one of `body` (text), `json_body` (when `send_json`) or `form`."""
+
+    run_id: str
+    task_id: str
+    task_run_id: str
+    uri: str
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
+    send_json: bool = False
+    json_body: Any = None
+    form: dict[str, str] | None = None
+    content_type: str | None = None
+    follow_redirects: bool = True
+    auth: dict[str, str] | None = None
+    connect_timeout_s: float | None = None
+    read_timeout_s: float | None = None
+    timeout_s: float | None = None
+    max_size: int = DOWNLOAD_MAX_SIZE
+    """Bytes the body may hold; past them the task fails and nothing is kept."""
+    fail_on_empty: bool = True
+    """An empty body fails the task (`EmptyResponse`), as Kestra's `failOnEmptyResponse`."""
+    root_run_id: str = ""
+    masked: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """A downloaded response: `file` is the stored body's reference (as an `outputFiles` match's)."""
+
+    code: int
+    file: dict[str, Any]
+    length: int
+    uri: str
+    """The URL answered (after redirects), its query redacted."""
+    headers: dict[str, list[str]] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class ScriptRequest:
     """Run a Python `script` (written to a file in the working directory) or shell `commands`

@@ -15,7 +15,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.api import HTTP_ACTIVITY, HttpRequest, HttpResult
+from activities.api import HTTP_ACTIVITY, DownloadRequest, HttpRequest, HttpResult
 from activities.bounds import RESULT_LIMIT_BYTES, check_result_size, json_loads, result_size
 from activities.extracting import apply_extractors
 from activities.heartbeating import heartbeating
@@ -74,17 +74,17 @@ async def _exchange(request: HttpRequest, secrets: TaskSecrets) -> HttpResult:
     limit = min(BODY_LIMIT_BYTES, request.max_body_bytes or BODY_LIMIT_BYTES)
     try:
         async with httpx.AsyncClient(follow_redirects=request.follow_redirects, timeout=timeout) as client:
-            async with client.stream(request.method, request.uri, auth=_auth(request), **_content(request)) as response:
+            async with client.stream(request.method, request.uri, auth=request_auth(request), **request_content(request)) as response:
                 raw = await _read_bounded(response, limit, request)
     except httpx.InvalidURL as error:
         raise ApplicationError(f"Invalid URL {request.uri!r}: {error}", type="InvalidUrl", non_retryable=True) from None
     except httpx.UnsupportedProtocol as error:
         raise ApplicationError(f"Invalid URL {request.uri!r}: {error}", type="InvalidUrl", non_retryable=True) from None
     except httpx.TimeoutException as error:
-        raise ApplicationError(f"Timed out talking to {_host(request.uri)}: {type(error).__name__}",
+        raise ApplicationError(f"Timed out talking to {host_of(request.uri)}: {type(error).__name__}",
                                type="Timeout", non_retryable=True) from None
     except (httpx.TransportError, OSError) as error:
-        raise ApplicationError(f"Cannot reach {_host(request.uri)} ({request.method} {request.uri}): "
+        raise ApplicationError(f"Cannot reach {host_of(request.uri)} ({request.method} {request.uri}): "
                                f"{error or type(error).__name__}", type="ConnectionError", non_retryable=True) from None
     text = secrets.mask(raw.decode(response.encoding or "utf-8", errors="replace"))  # before it is parsed or stored
     allowed = _allowed(response.status_code, request.allowed_status)
@@ -111,8 +111,8 @@ def _failure_details(result: HttpResult) -> dict[str, Any]:
     return details
 
 
-def _content(request: HttpRequest) -> dict[str, Any]:
-    """httpx's arguments for the request's headers and body."""
+def request_content(request: HttpRequest | DownloadRequest) -> dict[str, Any]:
+    """httpx's arguments for the request's headers and body (an `http` or a `download` task)."""
     headers = dict(request.headers)
     if request.content_type and not any(name.lower() == "content-type" for name in headers):
         if not (request.form is not None and "multipart" in request.content_type):  # httpx sets the boundary
@@ -129,7 +129,7 @@ def _content(request: HttpRequest) -> dict[str, Any]:
     return content
 
 
-def _auth(request: HttpRequest) -> Any:
+def request_auth(request: HttpRequest | DownloadRequest) -> Any:
     if not request.auth:
         return None
     if request.auth.get("type") == "bearer":
@@ -187,7 +187,7 @@ def _allowed(status: int, ranges: list[list[int]]) -> bool:
     return any(low <= status <= high for low, high in ranges)
 
 
-def _host(uri: str) -> str:
+def host_of(uri: str) -> str:
     try:
         url = httpx.URL(uri)
     except Exception:  # noqa: BLE001 - the message only needs a best effort

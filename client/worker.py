@@ -43,12 +43,13 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 def all_activities(task_runner: str = "auto") -> list[Any]:
     """Every activity; `task_runner` is the worker's setting for Docker tasks (auto | process)."""
+    from activities.download import run_download
     from activities.http import run_http
     from activities.ledger import record_ledger_page
     from activities.render import render_stored
     from activities.task_activities import ProcessActivities
 
-    return [*ProcessActivities(task_runner).activities(), run_http, record_ledger_page, render_stored]
+    return [*ProcessActivities(task_runner).activities(), run_http, run_download, record_ledger_page, render_stored]
 
 
 def storage_root(given: str | Path | None = None) -> str | Path:

@@ -19,7 +19,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
-from activities.api import COMMANDS_ACTIVITY, HTTP_ACTIVITY, SCRIPT_ACTIVITY
+from activities.api import COMMANDS_ACTIVITY, DOWNLOAD_ACTIVITY, HTTP_ACTIVITY, SCRIPT_ACTIVITY
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_MAX_BYTES = 10 * 1024 * 1024
@@ -27,7 +27,7 @@ LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 5
 """Rotated files kept beside it: `worker.log.1` ... `worker.log.5` (`--log-backups`)."""
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-TASK_RUN_ACTIVITIES = frozenset({COMMANDS_ACTIVITY, SCRIPT_ACTIVITY, HTTP_ACTIVITY})
+TASK_RUN_ACTIVITIES = frozenset({COMMANDS_ACTIVITY, SCRIPT_ACTIVITY, HTTP_ACTIVITY, DOWNLOAD_ACTIVITY})
 """Activities that are task runs (the others are the interpreter's own: their line is DEBUG)."""
 
 log = logging.getLogger("tflow.worker")

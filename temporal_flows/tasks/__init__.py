@@ -13,7 +13,7 @@ from temporal_flows.tasks.flowable import (
     allow_failure, conditional, dag, foreach, loop_until, parallel, pause, sequential, subflow, switch,
 )
 from temporal_flows.tasks.pure import fail, labels, log, output_values, returns, sleep
-from temporal_flows.tasks.runnable import commands, http, script
+from temporal_flows.tasks.runnable import commands, download, http, script
 
 TYPES: tuple[TaskType, ...] = (
     parallel.TYPE,
@@ -37,6 +37,7 @@ TYPES: tuple[TaskType, ...] = (
     subflow.TYPE,
     script.TYPE,
     http.TYPE,
+    download.TYPE,
 )
 
 TASK_TYPES: dict[str, TaskType] = {task_type.name: task_type for task_type in TYPES}
