@@ -188,12 +188,31 @@ _LEVEL_COLORS = {"WARN": typer.colors.YELLOW, "ERROR": typer.colors.RED, "DEBUG"
                  "TRACE": typer.colors.BRIGHT_BLACK}
 
 
-def print_attempt_log(attempt: Any) -> None:
-    """One attempt's log (`client.task_logs.AttemptLog`) under a header naming its task run."""
+def print_attempt_log(attempt: Any, *, header: bool = True) -> None:
+    """One attempt's log (`client.task_logs.AttemptLog`) under a header naming its task run (and
+    how many of its lines were shown live above, if any)."""
     lines = attempt.lines
-    count = f"{len(lines)} line{'s' if len(lines) != 1 else ''}" if lines else "no output"
-    typer.secho(f"  ── {attempt.label} · attempt {attempt.attempt} · {attempt.state} · {count}", fg=typer.colors.BRIGHT_BLACK)
+    total = len(lines) + getattr(attempt, "shown_live", 0)
+    count = f"{total} line{'s' if total != 1 else ''}" if total else "no output"
+    if getattr(attempt, "shown_live", 0):
+        count += f" ({attempt.shown_live} shown above)"
+    if header:
+        state = "running" if attempt.live else f"{attempt.state} · {count}"
+        typer.secho(f"  ── {attempt.label} · attempt {attempt.attempt} · {state}", fg=typer.colors.BRIGHT_BLACK)
     for line in lines:
         clock = str(line.get("timestamp", ""))[11:23]
         level = str(line.get("level", "INFO"))
         typer.echo(f"     {clock} " + typer.style(f"{level:<5}", fg=_LEVEL_COLORS.get(level)) + f" {line.get('message', '')}")
+
+
+class AttemptLogPrinter:
+    """Prints logs as `follow_task_logs(live=True)` yields them: a running attempt's header once
+    (again when another attempt's lines came between), then its closed log's remaining lines."""
+
+    def __init__(self) -> None:
+        self._last: tuple[str, int] | None = None
+
+    def print(self, attempt: Any) -> None:
+        key = (attempt.task_run_id, attempt.attempt)
+        print_attempt_log(attempt, header=not attempt.live or key != self._last)
+        self._last = key if attempt.live else None

@@ -32,7 +32,7 @@ from cli.common import (
 )
 from cli.options import (Address, FlowFile, FlowsDirs, JsonOutput, Namespace, PluginDefaultsFile, Profile, TaskQueue, TaskRunner,
                          UiUrl)
-from cli.progress import ProgressPrinter, print_attempt_log, print_result, ui_line
+from cli.progress import AttemptLogPrinter, ProgressPrinter, print_attempt_log, print_result, ui_line
 from client.connection import ClusterSettings, Connection, cluster_settings
 from client.embedded import command_temporal, worker_log_file
 from temporal_flows.language.inputs import InputError, resolve_inputs
@@ -40,7 +40,7 @@ from temporal_flows.language.loader import LoadedFlow
 from temporal_flows.language.source import FlowYamlLoader
 from temporal_flows.metadata import DEFAULT_MAX_PENDING_TASKS, DEFAULT_REDISPATCH_LIMIT, DEFAULT_TASK_QUEUE
 from client.runs import InvalidRunId, check_run_id, live_result, read_result, start_run, ui_url, wait_result
-from client.task_logs import follow_task_logs, read_task_logs
+from client.task_logs import follow_task_logs, log_task_logs, read_task_logs
 
 POLL_SECONDS = 0.25
 LOG_DRAIN_SECONDS = 5.0
@@ -70,7 +70,7 @@ def run(
     ui_url_base: UiUrl = None,
     profile: Profile = None,
     task_runner: TaskRunner = "auto",
-    logs: bool = typer.Option(False, "--logs", help="Show each task's output (stdout, stderr, logs) as its task run ends."),
+    logs: bool = typer.Option(False, "--logs", help="Show each task's output (stdout, stderr, logs) as it runs (new lines about every second)."),
 ) -> None:
     """Validate FLOW, run it on Temporal, and follow it until it ends.
 
@@ -122,7 +122,7 @@ class _RunOptions:
     task_runner: str = "auto"
     """The embedded worker's setting for Docker tasks (`--task-runner`)."""
     logs: bool = False
-    """Show task runs' logs as they end (`--logs`)."""
+    """Show task runs' logs as they run (`--logs`); `log` tasks' lines at the end."""
 
 
 def _resolve_inputs(loaded: LoadedFlow, inputs: list[str], inputs_file: Optional[Path]) -> dict[str, Any]:
@@ -184,10 +184,13 @@ async def _start_and_follow(client: Client, connection: Connection, options: _Ru
                            logs=options.logs and not options.as_json)
     result["ui_url"] = link
     if options.as_json and options.logs:
-        result["logs"] = [asdict(attempt) for attempt in await read_task_logs(handle)]
+        attempts = [*await read_task_logs(handle), *log_task_logs(result.get("task_runs") or [])]
+        result["logs"] = [asdict(attempt) for attempt in attempts]
     if options.as_json:
         typer.echo(json.dumps(result, indent=2))
     else:
+        for attempt in log_task_logs(result.get("task_runs") or []) if options.logs else []:
+            print_attempt_log(attempt)
         print_result(result)
         if embedded:
             typer.secho(
@@ -200,8 +203,9 @@ async def _start_and_follow(client: Client, connection: Connection, options: _Ru
 async def _print_logs(handle: WorkflowHandle[Any, Any]) -> None:
     """Each task run attempt's log as soon as its activity closes, until the run ends."""
     try:
-        async for attempt in follow_task_logs(handle):
-            print_attempt_log(attempt)
+        printer = AttemptLogPrinter()
+        async for attempt in follow_task_logs(handle, live=True):
+            printer.print(attempt)
     except Exception as error:  # noqa: BLE001 - logs are best effort; the result is what counts
         typer.secho(f"warning: cannot follow the logs: {error}", err=True, fg=typer.colors.YELLOW)
 

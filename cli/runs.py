@@ -14,13 +14,13 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from cli.common import ExitCode, fail, key_value_pairs, run_async
 from cli.options import Address, JsonOutput, Namespace, Profile, RunId, TaskQueue, UiUrl
-from cli.progress import print_attempt_log, print_result
+from cli.progress import AttemptLogPrinter, print_attempt_log, print_result
 from temporal_flows.metadata import DEFAULT_TASK_QUEUE, label_term
 from client.connection import Connection, connect
 from client.masking import run_masker
 from client.run_list import RUN_STATES, STATE_SCAN_LIMIT, RunFilter, RunListing, current_labels, find_runs, since_time
 from client.runs import read_result, ui_url
-from client.task_logs import AttemptLog, read_task_logs
+from client.task_logs import AttemptLog, follow_task_logs, log_task_logs, read_task_logs
 
 CANCEL_WAIT_SECONDS = 60.0
 
@@ -35,7 +35,8 @@ def status(
     run_id: RunId,
     task: Optional[str] = typer.Argument(None, help="With --logs: only this task's logs."),
     as_json: JsonOutput = False,
-    logs: bool = typer.Option(False, "--logs", help="Also print the task runs' logs (stdout, stderr, protocol logs), each attempt's."),
+    logs: bool = typer.Option(False, "--logs", help="Also print the task runs' logs (stdout, stderr, protocol logs, log tasks' lines), each attempt's."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="With --logs: then print new log lines as tasks run (about every second) until the run ends."),
     address: Address = None,
     namespace: Namespace = None,
     task_queue: TaskQueue = DEFAULT_TASK_QUEUE,
@@ -47,6 +48,8 @@ def status(
     With --json: the run's SPEC §6 object (with --logs, each attempt's log under `logs`)."""
     if task is not None and not logs:
         raise fail(f"unexpected argument {task!r}: a task id is given with --logs (`tflow status RUN_ID --logs TASK`)", ExitCode.INVALID)
+    if follow and (not logs or as_json):
+        raise fail("--follow follows the logs: give it with --logs, without --json", ExitCode.INVALID)
     connection = Connection.of(address, namespace, task_queue, ui_url_base, profile)
     result, attempts = run_async(_status(connection, run_id, logs, task))
     if logs and task is not None and not any(run["task_id"] == task for run in result.get("task_runs") or []):
@@ -61,8 +64,10 @@ def status(
         typer.echo("")
         for attempt in attempts:
             print_attempt_log(attempt)
-        if not attempts:
+        if not attempts and not follow:
             typer.echo("No task logs" + (f" for task {task!r}." if task else "."))
+    if follow:
+        run_async(_follow_logs(connection, run_id, task, {(attempt.task_run_id, attempt.attempt) for attempt in attempts}))
 
 
 async def _status(connection: Connection, run_id: str, logs: bool = False,
@@ -72,6 +77,7 @@ async def _status(connection: Connection, run_id: str, logs: bool = False,
     try:
         result = await read_result(handle)
         attempts = await read_task_logs(handle, task) if logs else []
+        attempts += log_task_logs(result.get("task_runs") or [], task) if logs else []
         masker = await run_masker(handle)  # SECRET input values and secret() placeholders print as ****
         labels = await current_labels(client, run_id)
     except RPCError as error:
@@ -80,6 +86,20 @@ async def _status(connection: Connection, run_id: str, logs: bool = False,
     attempts = [replace(attempt, lines=masker.mask(attempt.lines)) for attempt in attempts]
     result["ui_url"] = ui_url(connection.ui_base, connection.namespace, run_id)
     return result, attempts
+
+
+async def _follow_logs(connection: Connection, run_id: str, task: Optional[str], printed: set[tuple[str, int]]) -> None:
+    """New log lines as the run's tasks run, until it ends (skipping the closed attempts printed
+    already: the history is read from its start); then the `log` tasks' lines not printed yet."""
+    handle = (await connect(connection)).get_workflow_handle(run_id)
+    masker, printer = await run_masker(handle), AttemptLogPrinter()
+    async for attempt in follow_task_logs(handle, live=True):
+        if (task is None or attempt.task_id == task) and (attempt.live or (attempt.task_run_id, attempt.attempt) not in printed):
+            printer.print(replace(attempt, lines=masker.mask(attempt.lines)))
+    result = await read_result(handle)
+    for attempt in log_task_logs(result.get("task_runs") or [], task):
+        if (attempt.task_run_id, attempt.attempt) not in printed:
+            print_attempt_log(replace(attempt, lines=masker.mask(attempt.lines)))
 
 
 def _not_found(run_id: str, error: RPCError) -> typer.Exit:
