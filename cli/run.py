@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -35,7 +35,8 @@ from cli.options import (Address, FlowFile, FlowsDirs, JsonOutput, Namespace, Pl
 from cli.progress import AttemptLogPrinter, ProgressPrinter, print_attempt_log, print_result, ui_line
 from client.connection import ClusterSettings, Connection, cluster_settings
 from client.embedded import command_temporal, worker_log_file
-from temporal_flows.language.inputs import InputError, resolve_inputs
+from client.input_files import resolve_with_files
+from temporal_flows.language.inputs import InputError
 from temporal_flows.language.loader import LoadedFlow
 from temporal_flows.language.source import FlowYamlLoader
 from temporal_flows.metadata import DEFAULT_MAX_PENDING_TASKS, DEFAULT_REDISPATCH_LIMIT, DEFAULT_TASK_QUEUE
@@ -53,8 +54,8 @@ def register(app: typer.Typer) -> None:
 
 def run(
     flow: FlowFile,
-    input: List[str] = typer.Option([], "--input", help="An input as key=value (repeatable)."),
-    inputs_file: Optional[Path] = typer.Option(None, "--inputs-file", help="Inputs as a YAML/JSON mapping (--input wins)."),
+    input: List[str] = typer.Option([], "--input", help="An input as key=value (repeatable); a FILE input as key=@path."),
+    inputs_file: Optional[Path] = typer.Option(None, "--inputs-file", help="Inputs as a YAML/JSON mapping (--input wins; a FILE input's @path is relative to this file)."),
     label: List[str] = typer.Option([], "--label", help="A label of this run as key=value (repeatable; over the flow's)."),
     flows_dir: FlowsDirs = [],
     defaults: PluginDefaultsFile = None,
@@ -81,7 +82,7 @@ def run(
     loaded = load_runnable(flow, plugin_defaults)
     subflows = find_subflows(loaded, flows_dir, plugin_defaults)
     labels = key_value_pairs(label, "--label")
-    inputs = _resolve_inputs(loaded, input, inputs_file)
+    inputs, input_files = _resolve_inputs(loaded, input, inputs_file)
     cluster = cluster_settings(address, namespace, profile)  # an address from a config profile counts too
     if detach and not cluster.address:
         raise fail(
@@ -92,7 +93,8 @@ def run(
             "--task-runner applies to the worker `tflow run` embeds (no Temporal address); workers of a "
             "cluster take it as `tflow worker --task-runner process`", ExitCode.INVALID)
     limits = {"max_pending_tasks": max_pending_tasks, "redispatch_limit": redispatch_limit}
-    options = _RunOptions(loaded, run_id, max_workers, limits, as_json, detach, inputs, labels, subflows, task_runner, logs)
+    options = _RunOptions(loaded, run_id, max_workers, limits, as_json, detach, inputs, labels, subflows, task_runner, logs,
+                          input_files)
     raise typer.Exit(run_async(_run(cluster, task_queue, ui_url_base, options)))
 
 
@@ -123,15 +125,22 @@ class _RunOptions:
     """The embedded worker's setting for Docker tasks (`--task-runner`)."""
     logs: bool = False
     """Show task runs' logs as they run (`--logs`); `log` tasks' lines at the end."""
+    input_files: dict[str, Path] = field(default_factory=dict)
+    """FILE inputs' files, stored for the run when it starts (`client.input_files`)."""
 
 
-def _resolve_inputs(loaded: LoadedFlow, inputs: list[str], inputs_file: Optional[Path]) -> dict[str, Any]:
+def _resolve_inputs(loaded: LoadedFlow, inputs: list[str], inputs_file: Optional[Path]) -> tuple[dict[str, Any], dict[str, Path]]:
     """The run's inputs, from `--inputs-file` then `--input` (which wins), coerced and checked
-    before anything starts: a bad or missing one exits 2 naming it."""
+    before anything starts, and FILE inputs' files (`@path`; relative to the inputs file for its
+    values): a bad or missing one exits 2 naming it."""
     given = _read_inputs_file(inputs_file) if inputs_file else {}
-    given.update(key_value_pairs(inputs, "--input"))
+    relative_to = {name: inputs_file.parent for name in given} if inputs_file else {}
+    flags = key_value_pairs(inputs, "--input")
+    given.update(flags)
+    for name in flags:
+        relative_to.pop(name, None)
     try:
-        return resolve_inputs(loaded.flow.inputs, given)
+        return resolve_with_files(loaded.flow.inputs, given, relative_to)
     except InputError as error:
         details = "\n".join(f"  {message}" for message in error.messages)
         raise fail(f"{loaded.flow.source_file}: invalid inputs:\n{details}", ExitCode.INVALID) from None
@@ -166,11 +175,14 @@ async def _run(cluster: ClusterSettings, task_queue: str, ui_url_base: Optional[
 
 async def _start_and_follow(client: Client, connection: Connection, options: _RunOptions, *, embedded: bool) -> int:
     warn = lambda message: typer.secho(f"warning: {message}", err=True, fg=typer.colors.YELLOW)  # noqa: E731
-    handle = await start_run(
-        client, options.loaded, task_queue=connection.task_queue, run_id=options.run_id,
-        max_workers=options.max_workers, inputs=options.inputs, labels=options.labels, warn=warn,
-        subflows=options.subflows, **options.limits,
-    )
+    try:
+        handle = await start_run(
+            client, options.loaded, task_queue=connection.task_queue, run_id=options.run_id,
+            max_workers=options.max_workers, inputs=options.inputs, labels=options.labels, warn=warn,
+            subflows=options.subflows, input_files=options.input_files, **options.limits,
+        )
+    except InputError as error:  # a FILE input the storage did not take
+        raise fail("\n".join(error.messages), ExitCode.INVALID) from None
     link = ui_url(connection.ui_base, connection.namespace, handle.id, handle.result_run_id)
     if options.detach:
         if options.as_json:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from pathlib import Path
 from typing import Any, Callable
 
 from temporalio.api.common.v1 import WorkflowExecution
@@ -25,6 +26,7 @@ from temporalio.exceptions import ApplicationError, CancelledError, TerminatedEr
 from temporalio.service import RPCError
 
 from client.codec import plain_secrets_warning
+from client.input_files import store_input_files
 from client.subflows import resolve_subflows
 from temporal_flows.engine.workflow import FlowWorkflow
 from temporal_flows.language.dialects.steps import STEP_FLOW_MAX_WORKERS
@@ -103,20 +105,25 @@ async def start_run(
     labels: dict[str, str] | None = None,
     warn: Callable[[str], None] = logging.getLogger(__name__).warning,
     subflows: dict[str, dict[str, Any]] | None = None,
+    input_files: dict[str, Path] | None = None,
     **limits: int,
 ) -> WorkflowHandle[Any, Any]:
     """Start one execution of the interpreter workflow with the normalized flow as its input
     (and the flows it calls as subflows: see `run_request`); `warn` (default: logged) hears what
     the starter should know, e.g. SECRET inputs about to be stored unencrypted. An unsafe `run_id`
-    raises `InvalidRunId` before anything starts."""
+    raises `InvalidRunId` before anything starts. `input_files` (FILE inputs, from
+    `client.input_files.resolve_with_files`) are stored for the run first (`store_input_files`)."""
     if run_id is not None:
         check_run_id(run_id)
+    run_id = run_id or new_run_id(loaded.flow.id)
+    if input_files:
+        inputs = await store_input_files(run_id, dict(inputs or {}), input_files)
     request = run_request(loaded, max_workers=max_workers, inputs=inputs, labels=labels, subflows=subflows, **limits)
     secrets_warning = plain_secrets_warning(client, loaded.flow.inputs, request.inputs)
     if secrets_warning:
         warn(secrets_warning)
     options: dict[str, Any] = {
-        "id": run_id or new_run_id(loaded.flow.id),
+        "id": run_id,
         "task_queue": task_queue,
         **run_metadata(loaded, request),
     }

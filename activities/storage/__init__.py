@@ -123,8 +123,7 @@ class TaskStorage:
         return self.root_run_id or self.run_id
 
     def _reference(self, relative: str, size: int, kind: str) -> dict[str, Any]:
-        """The only place references are made: bound to the root run and signed."""
-        return sign({REF_KEY: relative, "size": size, "kind": kind}, self.root, settings().backend)
+        return _signed_reference(relative, size, kind, self.root)
 
     def store_value(self, name: str, text: str) -> dict[str, Any]:
         """Write a JSON text as the value `name`; its reference."""
@@ -167,6 +166,19 @@ class TaskStorage:
             return values
         async with heartbeating():
             return await asyncio.to_thread(self.shrink, values, prefix)
+
+
+def store_input_file(run_id: str, input_id: str, source: Path) -> dict[str, Any]:
+    """A FILE input's file (`tflow run --input NAME=@path`) copied, streamed, into the storage of the
+    run `run_id` before it starts, as `<run id>/inputs/<input id>/<file name>`; its reference, of
+    kind `file` and signed for that run, as an `outputFiles` match's is. Blocking."""
+    relative = f"{_safe(run_id)}/inputs/{_safe(input_id)}/{_safe(source.name)}"
+    return _signed_reference(relative, settings().backend.write_file(relative, source), "file", run_id)
+
+
+def _signed_reference(relative: str, size: int, kind: str, root_run_id: str) -> dict[str, Any]:
+    """The only place references are made: bound to the root run and signed."""
+    return sign({REF_KEY: relative, "size": size, "kind": kind}, root_run_id, settings().backend)
 
 
 def _over(values: dict[str, Any]) -> bool:
