@@ -1,7 +1,8 @@
 """Record workflow histories for the replay tests: `make record-histories LABEL=v4`.
 
 Each flow under `tests/histories/flows/` runs on a fresh dev server; its history is saved as
-`<flow>.<LABEL>.json` beside it (the first recording has no label). Existing files are never
+`<flow>.<LABEL>.json` beside it (the first recording has no label), and the history of each child
+run it started (subflows) as `<flow>.<LABEL>.child-<n>.json` (from v5 on). Existing files are never
 overwritten: every recorded generation keeps replaying, which is what proves that runs started by
 an older interpreter survive a change.
 """
@@ -9,13 +10,15 @@ an older interpreter survive a change.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 
 from client.devserver import DevServer
 from temporal_flows.language.loader import load_flow
@@ -40,8 +43,26 @@ async def record(flow_file: Path, client: Client, target: Path) -> Path:
         await resume_without_timers(client, handle)
     await wait_result(handle)
     history = await handle.fetch_history()
-    target.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+    write_history(history, target)
+    for index, child_id in enumerate(child_run_ids(history), start=1):
+        child = client.get_workflow_handle(child_id)
+        with contextlib.suppress(WorkflowFailureError):
+            await child.result()  # a child not waited for may still run
+        write_history(await child.fetch_history(), target.with_name(f"{target.stem}.child-{index}.json"))
     return target
+
+
+def write_history(history: WorkflowHistory, target: Path) -> None:
+    target.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+
+
+def child_run_ids(history: WorkflowHistory) -> list[str]:
+    """The ids of the child runs (subflows) a run started, in order."""
+    return [
+        event.start_child_workflow_execution_initiated_event_attributes.workflow_id
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+    ]
 
 
 async def resume_without_timers(client: Client, handle: Any) -> None:
