@@ -10,6 +10,7 @@ other runs render exactly as before.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any, Callable
 
@@ -27,10 +28,12 @@ from temporal_flows.expressions.templates import (
 from temporal_flows.model.flow import Task
 from temporal_flows.model.runs import State
 from temporal_flows.tasks import task_type
+from temporal_flows.tasks.payloads import REQUEST_LIMIT_BYTES, REQUEST_TOO_LARGE_ERROR, PayloadTooLarge, check_size
 from temporal_flows.tasks.plan import ChildResult
 from temporal_flows.tasks.runnable.activity import redispatch_policy
 
 RENDER_TIMEOUT = timedelta(minutes=5)
+RENDER_ADVICE = "read fewer values in one task, or keep big values stored (outputs of runnable tasks) and read them by name"
 PASSED_AS_FILES = ("input_files",)
 """Properties whose values may stay references: the activity copies them from storage."""
 
@@ -80,6 +83,11 @@ async def render_on_worker(
     `label` names what renders (a task id, the flow's outputs) in the activity's summary."""
     shipped = context_for_worker(context_needed(templates, context), str(context["now"]))
     request = RenderRequest(run_id, task_run_id, templates, shipped, pebble, root_run_id=root_run_id())
+    try:
+        check_size(asdict(request), f"the request rendering templates of {label} (with the values they read)",
+                   REQUEST_LIMIT_BYTES, RENDER_ADVICE, REQUEST_TOO_LARGE_ERROR)
+    except PayloadTooLarge as error:
+        return ChildResult(State.FAILED, error=error.error)
     try:
         return await workflow.execute_activity(
             RENDER_ACTIVITY, request, result_type=dict, start_to_close_timeout=RENDER_TIMEOUT,

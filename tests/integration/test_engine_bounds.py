@@ -15,10 +15,11 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from client.runs import live_result, recorded_task_runs, start_run, wait_result
+from client.worker import create_worker
 from temporal_flows.engine.history import HISTORY_SIZE_BUDGET_BYTES, HISTORY_SIZE_LIMIT_BYTES
 from temporal_flows.language.loader import load_flow
 from temporal_flows.metadata import PAYLOAD_LIMIT_BYTES
-from tests.support import REPO, cli_env, run_flows, runs_of, task_run, tflow, write_flow
+from tests.support import REPO, cli_env, fill, run_flow, run_flows, runs_of, task_run, tflow, write_flow
 
 WIDE = "é"
 """A character the SDK's JSON writes as `\\u00e9`: six bytes of payload per character of text."""
@@ -152,6 +153,35 @@ async def test_requests_past_the_payload_limit_fail_their_task(client: Client, w
         assert f"`{task_id}`" in error["message"] and what in error["message"] and "(2,400," in error["message"]
     assert task_run(result, "sibling")["state"] == "SUCCESS"
     assert task_run(result, "handled")["outputs"]["value"] == "RequestTooLarge RequestTooLarge"
+    await ended_by_itself(client, result["run_id"])
+
+
+RENDER_REQUEST = """
+id: render_request
+namespace: tests.bounds
+tasks:
+  - id: produce
+    type: commands
+    commands:
+      - >-
+        python3 -c "import json; print('::' + json.dumps({'outputs': {'data': 'x' * 200000}}) + '::')"
+<<wide>>
+  - id: reader
+    type: return
+    format: "{{ outputs | length }} {{ outputs.produce.vars.data | length }}"
+"""
+
+
+async def test_a_worker_render_request_past_the_payload_limit_fails_its_task(client: Client, task_queue: str, tmp_path: Path):
+    # The run holds a stored value, so `reader`'s templates render on a worker with the values they
+    # read: all outputs (read as a whole), three of them ~900 KB each.
+    wide = "".join(f"\n  - {{id: wide{index}, type: return, format: \"{{{{ '{WIDE}' * 150000 }}}}\"}}" for index in range(3))
+    flow = write_flow(tmp_path, fill(RENDER_REQUEST, wide=wide))
+    async with create_worker(client, task_queue, graceful_shutdown_s=5, storage_dir=tmp_path / "storage"):
+        result = await run_flow(client, flow, task_queue)
+    assert task_run(result, "produce")["outputs"]["vars"]["data"].get("$tflowRef"), "the value was stored"
+    error = task_run(result, "reader")["error"]
+    assert error["type"] == "RequestTooLarge" and "rendering templates of reader" in error["message"], error
     await ended_by_itself(client, result["run_id"])
 
 
