@@ -85,7 +85,7 @@ def read(result: DownloadResult | dict[str, Any]) -> RunnableOutcome:
 TYPE = TaskType(
     "download",
     TaskKind.RUNNABLE,
-    ("io.kestra.plugin.core.http.Download", "io.kestra.plugin.fs.http.Download", "io.kestra.core.tasks.http.Download"),
+    ("io.kestra.plugin.core.http.Download", "io.kestra.plugin.fs.http.Download"),
     runnable_properties(
         uri=PropertySpec("string", required=True),
         method=PropertySpec("choice", choices=METHODS, default="GET"),
