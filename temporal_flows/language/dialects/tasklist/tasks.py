@@ -165,7 +165,7 @@ class TaskNormalizer:
                 task.worker_group = worker_group(self.report, checked, location)
             elif canonical in ("description", "disabled", "run_if", "allow_failure", "allow_warning"):
                 setattr(task, canonical, checked)
-            elif canonical != "log_level":
+            elif canonical != "log_level" or task.type == "log":  # a `log` task's logLevel filters its messages
                 task.properties[canonical] = checked
 
     def _cases(self, task: Task, value: Any, location: Location) -> None:
