@@ -101,7 +101,13 @@ class FlowWorkflow:
             return await self._fail_run(error)
 
     async def _run(self, request: RunRequest) -> dict[str, Any]:
-        self._flow = Flow.from_dict(request.flow)
+        try:
+            self._flow = Flow.from_dict(request.flow)
+        except Exception as error:  # noqa: BLE001 - a run started by hand (Temporal's CLI or UI), not by tflow
+            if is_sdk_error(error):
+                raise
+            raise InvalidRunInput(f"the run's input is not a flow this worker reads ({type(error).__name__}: {error}); "
+                                  "start runs with `tflow run` or `tflow deploy`") from None
         info = workflow.info()
         limits = RunLimits(request.max_workers or 0, request.max_pending_tasks, request.redispatch_limit)
         try:
@@ -275,6 +281,10 @@ class FlowWorkflow:
         """The task runs from `offset` in creation order, one bounded page (see `next_offset`)."""
         page: LedgerPage = self._ledger.page(offset, LEDGER_PAGE_BYTES)
         return page.to_dict()
+
+
+class InvalidRunInput(ValueError):
+    """The workflow input is not a `RunRequest` holding a normalized flow."""
 
 
 def _batches(sizes: list[int], limit: int) -> list[list[int]]:

@@ -325,6 +325,19 @@ async def test_an_unexpected_error_ends_the_run_failed_with_its_type(client: Cli
     await ended_by_itself(client, result["run_id"])
 
 
+async def test_a_run_started_with_an_input_that_is_no_flow_fails_at_once(client: Client, worker: str):
+    # Started by hand (Temporal's CLI or UI) rather than by tflow: it used to fail its first workflow
+    # task again and again.
+    handle = await client.start_workflow(
+        "FlowWorkflow", {"flow": {"id": "x", "tasks": "not a list"}}, id=f"no-flow-{worker}", task_queue=worker,
+    )
+    result = await asyncio.wait_for(wait_result(handle), timeout=15)
+    assert result["state"] == "FAILED" and result["task_runs"] == []
+    assert result["error"]["type"] == "InvalidRunInput" and result["error"]["task_id"] is None
+    assert "tflow run" in result["error"]["message"]
+    assert (await handle.describe()).status == WorkflowExecutionStatus.FAILED
+
+
 async def test_a_run_the_server_terminated_still_reads_as_its_flows_run(client: Client, task_queue: str, tmp_path: Path):
     flow = write_flow(tmp_path, """
         id: terminated
