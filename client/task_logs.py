@@ -193,10 +193,16 @@ async def follow_task_logs(handle: WorkflowHandle[Any, Any], *, wait: bool = Tru
         reader.cancel()
 
 
-async def read_task_logs(handle: WorkflowHandle[Any, Any], task_id: str | None = None) -> list[AttemptLog]:
-    """Every closed attempt's log so far, in the order they closed; only `task_id`'s if given."""
-    return [attempt async for attempt in follow_task_logs(handle, wait=False)
-            if task_id is None or attempt.task_id == task_id]
+async def read_task_logs(handle: WorkflowHandle[Any, Any], task_id: str | None = None, *,
+                         running: bool = False) -> list[AttemptLog]:
+    """Every closed attempt's log so far, in the order they closed; with `running`, then each
+    running attempt's last lines (state RUNNING); only `task_id`'s if given."""
+    collector = _LogCollector(handle._client.data_converter)  # noqa: SLF001 - the handle's own converter
+    # Running activities first: one that closes meanwhile is then in the history read next.
+    pending = (await handle.describe()).raw_description.pending_activities if running else []
+    found = [attempt async for event in handle.fetch_history_events() if (attempt := await collector.feed(event))]
+    found += [attempt for activity in pending if (attempt := await collector.live(activity))]
+    return [attempt for attempt in found if task_id is None or attempt.task_id == task_id]
 
 
 def log_task_logs(task_runs: list[dict[str, Any]], task_id: str | None = None) -> list[AttemptLog]:

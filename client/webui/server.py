@@ -18,7 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from client.run_list import recent_runs
 from client.runs import read_result, start_run, ui_url
-from client.task_logs import read_task_logs
+from client.task_logs import log_task_logs, read_task_logs
 from client.webui.graph import page_graph
 from client.webui.guard import TOKEN_PLACEHOLDER, Guard, add_security_headers, url_host
 from client.webui.masking import Masker, page_inputs
@@ -217,14 +217,27 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
 
 
 async def _logs(request: web.Request) -> web.Response:
-    """Each closed attempt's log of the run, only a task's with `?task=ID`."""
+    """Each closed attempt's log of the run, then each running attempt's last lines (the page reads
+    it again while a task runs, so they show within a poll), then its `log` tasks' lines; only a
+    task's with `?task=ID`."""
     ctx, run_id = _ctx(request), request.match_info["run_id"]
+    task_id = request.query.get("task") or None
     try:
         facts = await _facts_of(ctx, run_id)
-        attempts = await read_task_logs(ctx.client.get_workflow_handle(run_id), request.query.get("task") or None)
+        handle = ctx.client.get_workflow_handle(run_id)
+        attempts = await read_task_logs(handle, task_id, running=True)
+        attempts += log_task_logs(await _task_runs(handle), task_id)
     except RPCError as error:
         return _rpc_error(run_id, error)
     return _json(facts.masker.scrub([asdict(attempt) for attempt in attempts]))
+
+
+async def _task_runs(handle: WorkflowHandle[Any, Any]) -> list[dict[str, Any]]:
+    """The run's ledger, or none when no worker answers for a running run (its logs still show)."""
+    try:
+        return (await read_result(handle)).get("task_runs") or []
+    except WorkflowQueryFailedError:
+        return []
 
 
 def _message(run_id: str, error: BaseException) -> str:

@@ -6,12 +6,16 @@ drops a message below it."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import threading
 import time
 import uuid
 from pathlib import Path
 
+import aiohttp
+
+from tests.e2e.test_webui import webui
 from tests.e2e.test_cli import WorkerProcess, explain, json_out, run_cli
 from tests.support import REPO, cli_env, task_run, tflow, write_flow
 
@@ -109,3 +113,37 @@ def test_status_follow_shows_a_running_tasks_lines_and_log_task_lines(temporal_a
     assert "mind the gap" in followed, followed
     worker_log = worker.log.read_text()
     assert "Worker polling" in worker_log and "mind the gap" not in worker_log and "hidden chatter" not in worker_log, worker_log
+
+
+async def test_web_view_logs_show_a_running_tasks_lines(temporal_address: str, worker: str, tmp_path: Path) -> None:
+    """The page's log endpoint (read again by the page every second while an attempt runs) has a
+    running attempt's lines within ~2 s, then its closed log, and the `log` tasks' lines."""
+    go = tmp_path / "go"
+    flow = write_flow(tmp_path, FLOW.replace("{go}", str(go)))
+    run_id = f"live-web-{uuid.uuid4().hex[:8]}"
+    started = run_cli("run", str(flow), "--address", temporal_address, "--task-queue", worker, "--id", run_id, "--detach")
+    assert started.returncode == 0, explain(started)
+    async with aiohttp.ClientSession() as session:
+        with webui(run_id, "--address", temporal_address, "--task-queue", worker) as base:
+            async def slow_logs() -> list[dict]:
+                async with session.get(f"{base}/api/runs/{run_id}/logs", params={"task": "slow"}) as response:
+                    assert response.status == 200
+                    return await response.json()
+
+            assert (await slow_logs()) == [] or all(not attempt["lines"] for attempt in await slow_logs())
+            clock = time.monotonic()
+            go.touch()
+            while not any(line["message"] == "first" for attempt in await slow_logs() for line in attempt["lines"]):
+                assert time.monotonic() - clock < 3.0, await slow_logs()
+                await asyncio.sleep(0.1)
+            [running] = await slow_logs()
+            assert running["state"] == "RUNNING" and [line["message"] for line in running["lines"]] == ["first"]
+            while (attempts := await slow_logs())[0]["state"] == "RUNNING":
+                assert time.monotonic() - clock < 20, attempts
+                await asyncio.sleep(0.2)
+            assert [(attempt["state"], [line["message"] for line in attempt["lines"]]) for attempt in attempts] == [
+                ("SUCCESS", ["first", "second"])]
+            async with session.get(f"{base}/api/runs/{run_id}/logs") as response:
+                every = await response.json()
+    assert {attempt["task_id"]: [line["message"] for line in attempt["lines"]] for attempt in every} == {
+        "slow": ["first", "second"], "careful": ["mind the gap"], "quiet": []}

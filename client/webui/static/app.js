@@ -277,9 +277,14 @@ async function showDetails(taskId, withLogs) {
   if (withLogs || !previous || taskRuns.some((taskRun) => !taskRun.ended_at)) await loadLogs(taskId, logs);
 }
 
+const LIVE_LOG_MS = 1000; // a running attempt's log is read again this often (its worker heartbeats ~1/s)
+
 async function loadLogs(taskId, container) {
   try {
     const attempts = await getJson(`/api/runs/${encodeURIComponent(view.runId)}/logs?task=${encodeURIComponent(taskId)}`);
+    if (attempts.some((attempt) => attempt.state === "RUNNING")) {
+      setTimeout(() => { if (view.selected === taskId && container.isConnected) loadLogs(taskId, container); }, LIVE_LOG_MS);
+    }
     if (!attempts.length) { container.replaceChildren(el("p", { text: "No logs (yet)." })); return; }
     container.replaceChildren(...attempts.map((attempt) => el("div", {},
       el("div", { text: `${attempt.label} · attempt ${attempt.attempt} · ${attempt.state}` }),
