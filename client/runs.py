@@ -142,8 +142,11 @@ REGISTER_SEARCH_ATTRIBUTES = "register them with `temporal operator search-attri
 
 
 def lacks_search_attributes(error: RPCError) -> bool:
-    """The server refused a start because it does not know our search attributes."""
-    return "search attribute" in str(error).lower()
+    """The server refused a start because it does not know our search attributes ("Namespace
+    default has no mapping defined for search attribute X"; other servers: "... is not defined"),
+    not because a value is refused (e.g. labels past the 2048-byte size limit)."""
+    message = str(error).lower()
+    return "search attribute" in message and ("no mapping defined" in message or "not defined" in message)
 
 
 def run_metadata(loaded: LoadedFlow, request: RunRequest) -> dict[str, Any]:
