@@ -20,7 +20,8 @@ from cli.options import Address, JsonOutput, Namespace, Profile
 from client.codec import CodecKeyError, environment_data_converter
 from client.connection import Connection, configure_runtime, connect
 from client.replay import (
-    HistoryFileError, ReplayOutcome, RunKey, flow_replayer, read_history_file, replay_history, replay_runs, runs_matching,
+    HistoryFileError, ReplayOutcome, ReplaySession, RunKey, flow_replayer, read_history_file, replay_history, replay_runs,
+    runs_matching,
 )
 from client.run_list import RunFilter, since_time, visibility_query
 
@@ -100,10 +101,11 @@ async def _replay_files(files: list[Path], quiet: bool) -> list[ReplayOutcome]:
     except (HistoryFileError, CodecKeyError) as error:
         raise fail(str(error), ExitCode.INVALID) from None
     outcomes = []
-    for loaded, path in histories:
-        outcomes.append(await replay_history(replayer, loaded, source=str(path)))
-        if not quiet:
-            typer.echo(outcome_line(outcomes[-1]))
+    async with ReplaySession(replayer) as session:
+        for loaded, path in histories:
+            outcomes.append(await replay_history(session, loaded, source=str(path)))
+            if not quiet:
+                typer.echo(outcome_line(outcomes[-1]))
     return outcomes
 
 
@@ -112,10 +114,11 @@ async def _replay_server(connection: Connection, run_ids: list[str], wanted: Opt
     client = await connect(connection)
     runs = await runs_matching(client, visibility_query(wanted), limit) if wanted else await _named_runs(client, run_ids)
     outcomes = []
-    async for outcome in replay_runs(client, flow_replayer(client.data_converter), runs, limit):
-        outcomes.append(outcome)
-        if not quiet:
-            typer.echo(outcome_line(outcome))
+    async with ReplaySession(flow_replayer(client.data_converter)) as session:
+        async for outcome in replay_runs(client, session, runs, limit):
+            outcomes.append(outcome)
+            if not quiet:
+                typer.echo(outcome_line(outcome))
     return outcomes
 
 

@@ -10,6 +10,8 @@ the history (a prefix that ends before the divergence replays cleanly), about lo
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -21,7 +23,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, WorkflowReplayResult
 
 from client.codec import ENCODING, KEY_ENV, KEY_FILE_ENV, CodecDecodeError
 from client.worker import workflow_runner
@@ -73,35 +75,59 @@ def flow_replayer(data_converter: DataConverter) -> Replayer:
     return Replayer(workflows=[FlowWorkflow], workflow_runner=workflow_runner(), data_converter=data_converter)
 
 
-async def replay_history(replayer: Replayer, history: WorkflowHistory, source: Optional[str] = None) -> ReplayOutcome:
+class ReplaySession:
+    """One replaying worker for many histories, each replayed when given, in turn: starting a
+    worker per history costs about as much as replaying a small one."""
+
+    def __init__(self, replayer: Replayer):
+        self.converter: Optional[DataConverter] = replayer.config().get("data_converter")
+        self._replayer = replayer
+        self._given: asyncio.Queue[WorkflowHistory] = asyncio.Queue(maxsize=1)
+        self._exit = contextlib.AsyncExitStack()
+        self._results: Optional[AsyncIterator[WorkflowReplayResult]] = None
+
+    async def __aenter__(self) -> ReplaySession:
+        self._results = aiter(await self._exit.enter_async_context(self._replayer.workflow_replay_iterator(self._feed())))
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._exit.aclose()
+
+    async def _feed(self) -> AsyncIterator[WorkflowHistory]:
+        while True:
+            yield await self._given.get()
+
+    async def failure(self, history: WorkflowHistory) -> Optional[Exception]:
+        """Why replaying `history` failed; None when every decision matched."""
+        assert self._results is not None, "used inside `async with`"
+        await self._given.put(history)
+        return (await anext(self._results)).replay_failure
+
+
+async def replay_history(session: ReplaySession, history: WorkflowHistory, source: Optional[str] = None) -> ReplayOutcome:
     """Replay `history`; on a failure, name the first event that diverged."""
     events = len(history.events)
-    refused = await _unreplayable(history, replayer.config().get("data_converter"))
+    refused = await _unreplayable(history, session.converter)
     if refused:
         return ReplayOutcome(history.workflow_id, events, refused, source=source)
-    failure = await _replay_failure(replayer, history)
+    failure = await session.failure(history)
     if failure is None:
         return ReplayOutcome(history.workflow_id, events, source=source)
-    event = await _first_diverging_event(replayer, history)
+    event = await _first_diverging_event(session, history)
     return ReplayOutcome(
         history.workflow_id, events, failure_reason(failure),
         event_id=event.event_id if event else None, event_type=event_type_name(event) if event else None, source=source,
     )
 
 
-async def _replay_failure(replayer: Replayer, history: WorkflowHistory) -> Optional[Exception]:
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    return result.replay_failure
-
-
-async def _first_diverging_event(replayer: Replayer, history: WorkflowHistory) -> Optional[HistoryEvent]:
+async def _first_diverging_event(session: ReplaySession, history: WorkflowHistory) -> Optional[HistoryEvent]:
     """The last event of the shortest prefix of `history` that fails to replay (binary search: a
     prefix fails when it holds the divergence, and replay stops at the first one)."""
     events = list(history.events)
     low, high = MIN_REPLAYABLE_EVENTS, len(events)
     while low < high:
         middle = (low + high) // 2
-        if await _replay_failure(replayer, WorkflowHistory(history.workflow_id, events[:middle])):
+        if await session.failure(WorkflowHistory(history.workflow_id, events[:middle])):
             high = middle
         else:
             low = middle + 1
@@ -163,7 +189,7 @@ async def fetch_history(client: Client, run: RunKey) -> WorkflowHistory:
     return await client.get_workflow_handle(run.run_id, run_id=run.execution).fetch_history()
 
 
-async def replay_runs(client: Client, replayer: Replayer, runs: Sequence[RunKey], limit: int) -> AsyncIterator[ReplayOutcome]:
+async def replay_runs(client: Client, session: ReplaySession, runs: Sequence[RunKey], limit: int) -> AsyncIterator[ReplayOutcome]:
     """Replay each of `runs` and, after each, the child runs it started (theirs too), each execution
     once, at most `limit` in all; outcomes as they come."""
     pending = list(runs)
@@ -180,7 +206,7 @@ async def replay_runs(client: Client, replayer: Replayer, runs: Sequence[RunKey]
             if error.status == RPCStatusCode.NOT_FOUND:  # gone since it was listed or started (retention)
                 continue
             raise
-        outcome = await replay_history(replayer, history)
+        outcome = await replay_history(session, history)
         replayed += 1
         yield outcome
         pending[:0] = [child for child in child_runs(history) if child not in seen]

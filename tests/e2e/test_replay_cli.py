@@ -1,6 +1,6 @@
 """`tflow replay` through the real CLI (separate processes) against the session's dev server, the
 runs made by a real in-process worker: a flow with a for-each inside a parallel group and a subflow
-replays OK by run id and with `--all --since` (its child run too, once), a history the `temporal`
+replays OK by run id and with `--all --since` (its child run too, once), so does a paused run, a history the `temporal`
 CLI exported replays offline with `--history` and a copy with an edited event diverges at that
 event; an encrypted run replays with the key and says why not without it or with another key; an
 unreachable server exits 3, bad arguments 2."""
@@ -25,6 +25,8 @@ from client.connection import connect
 from client.devserver import free_port
 from client.temporal_cli import find_temporal_cli
 from client.worker import create_worker
+from client.runs import start_run, summary
+from temporal_flows.language.loader import load_flow
 from tests.support import REPO, cli_env, run_flow, task_run, tflow, write_flow
 
 LISTED_WITHIN_S = 15.0
@@ -72,6 +74,21 @@ tasks:
     flowId: replay-child-<<suffix>>
     inputs:
       name: "{{ flow.id }}"
+"""
+
+PAUSED = """
+id: replay-paused-<<suffix>>
+namespace: e2e.replay
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["a", "b"]
+    tasks:
+      - id: say
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ taskrun.value }}"
+  - id: hold
+    type: io.kestra.plugin.core.flow.Pause
 """
 
 
@@ -139,6 +156,26 @@ async def test_a_run_and_its_child_replay_by_run_id_and_with_all_since(
     code, stdout, stderr = await tflow_cli("replay", "--all", "--flow", flow_id, "--limit", "1", "--address", temporal_address)
     assert code == 0, stdout + stderr
     assert stdout.splitlines() == [f"{run_id}  {events[run_id]} events  OK", "Replayed 1 run (--limit 1 reached): 1 OK, 0 diverged."]
+
+    code, stdout, stderr = await tflow_cli("replay", "--all", "--flow", f"{flow_id}-none", "--address", temporal_address)
+    assert (code, stdout) == (0, "No runs to replay.\n"), stderr
+
+
+async def test_an_open_run_replays_as_far_as_it_went(client: Client, worker: str, temporal_address: str, tmp_path: Path):
+    flow = write_flow(tmp_path, PAUSED.replace("<<suffix>>", uuid.uuid4().hex[:8]), "paused.yaml")
+    handle = await start_run(client, load_flow(flow), task_queue=worker)
+    deadline = time.monotonic() + LISTED_WITHIN_S
+    while (await summary(handle))["state"] != "PAUSED":
+        assert time.monotonic() < deadline, "the run did not pause"
+        await asyncio.sleep(0.1)
+    try:
+        events = await event_count(client, handle.id)
+        code, stdout, stderr = await tflow_cli("replay", handle.id, "--address", temporal_address)
+        assert code == 0, stdout + stderr
+        assert stdout.splitlines()[0] == f"{handle.id}  {events} events  OK"
+        assert (await summary(handle))["state"] == "PAUSED", "replaying leaves the run as it was"
+    finally:
+        await handle.cancel()
 
 
 def renamed_activity(document: dict[str, Any]) -> int:

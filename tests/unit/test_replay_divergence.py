@@ -14,7 +14,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 
 from client import replay
-from client.replay import HistoryFileError, ReplayOutcome, flow_replayer, read_history_file, recorded_run_id, replay_history
+from client.replay import HistoryFileError, ReplayOutcome, ReplaySession, flow_replayer, read_history_file, recorded_run_id, replay_history
 from client.codec import environment_data_converter
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
@@ -41,7 +41,8 @@ def edited(name: str, edit: Callable[[dict[str, Any]], None], tmp_path: Path) ->
 
 
 async def replayed(path: Path) -> ReplayOutcome:
-    return await replay_history(flow_replayer(environment_data_converter({})), read_history_file(path), source=str(path))
+    async with ReplaySession(flow_replayer(environment_data_converter({}))) as session:
+        return await replay_history(session, read_history_file(path), source=str(path))
 
 
 async def test_a_recorded_run_with_child_runs_replays_under_the_run_id_it_was_recorded_with():
