@@ -147,3 +147,30 @@ async def test_web_view_logs_show_a_running_tasks_lines(temporal_address: str, w
                 every = await response.json()
     assert {attempt["task_id"]: [line["message"] for line in attempt["lines"]] for attempt in every} == {
         "slow": ["first", "second"], "careful": ["mind the gap"], "quiet": []}
+
+
+def test_run_logs_show_a_running_tasks_lines(temporal_address: str, task_queue: str, tmp_path: Path) -> None:
+    """`tflow run --logs` prints a running task's line within ~3 s of it being printed, once."""
+    go = tmp_path / "go"
+    flow = write_flow(tmp_path, FLOW.replace("{go}", str(go)))
+    worker = WorkerProcess(temporal_address, task_queue, tmp_path / "worker.log")
+    try:
+        worker.wait_polling()
+        proc = subprocess.Popen(tflow("run", str(flow), "--logs", "--address", temporal_address, "--task-queue", task_queue),
+                                cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        reader = LineReader(proc)
+        try:
+            assert reader.wait_for("started.", 30), reader.text()
+            clock = time.time()
+            go.touch()
+            assert proc.wait(timeout=40) == 0, proc.stderr.read() if proc.stderr else ""
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    finally:
+        assert worker.terminate() == 0, worker.output()
+    reader.join(5)
+    first, second = reader.arrivals("first"), reader.arrivals("second")
+    assert len(first) == 1 and len(second) == 1, reader.text()
+    assert first[0] - clock < 3.0 and second[0] - clock >= 4.0, (first[0] - clock, second[0] - clock, reader.text())
+    assert "── careful · attempt 1 · SUCCESS · 1 line" in reader.text() and "WARN  mind the gap" in reader.text(), reader.text()
