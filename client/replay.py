@@ -33,6 +33,10 @@ MAX_HISTORY_FILE_BYTES = 256 * 1024 * 1024
 """A history file past this is refused unread (Temporal's own limit on a history is 50 MB)."""
 MIN_REPLAYABLE_EVENTS = 2
 """A history needs its start and a workflow task to replay (with one event the replayer waits forever)."""
+DEADLOCK_CODE = "[TMPRL1101]"
+DEADLOCK_RETRIES = 2
+"""A workflow task that did not yield within the SDK's 2 s (a busy machine) is retried by Temporal
+on a worker; replay tries such a history again too, so that load alone is no divergence."""
 _CORE_MESSAGE = re.compile(r'message: "((?:[^"\\]|\\.)*)"')
 _EVENT_TYPE_PREFIX = "EVENT_TYPE_"
 
@@ -100,8 +104,12 @@ class ReplaySession:
     async def failure(self, history: WorkflowHistory) -> Optional[Exception]:
         """Why replaying `history` failed; None when every decision matched."""
         assert self._results is not None, "used inside `async with`"
-        await self._given.put(history)
-        return (await anext(self._results)).replay_failure
+        for _ in range(1 + DEADLOCK_RETRIES):
+            await self._given.put(history)
+            failure = (await anext(self._results)).replay_failure
+            if failure is None or DEADLOCK_CODE not in str(failure):
+                break
+        return failure
 
 
 async def replay_history(session: ReplaySession, history: WorkflowHistory, source: Optional[str] = None) -> ReplayOutcome:

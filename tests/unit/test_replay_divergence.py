@@ -1,17 +1,20 @@
 """`client.replay` without a server: recorded histories (tests/histories) replay OK through the same
 replayer `tflow replay` builds, and a copy with one event edited or removed diverges at exactly
-that event, named with its type and Temporal's reason; history files are read or refused with a
-message naming the file."""
+that event, named with its type and Temporal's reason; a workflow task held past the deadlock bound
+(load) is replayed again; history files are read or refused with a message naming the file."""
 
 from __future__ import annotations
 
 import copy
 import json
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from temporalio import workflow
 from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from client import replay
 from client.replay import HistoryFileError, ReplayOutcome, ReplaySession, flow_replayer, read_history_file, recorded_run_id, replay_history
@@ -131,3 +134,29 @@ def test_the_reason_is_the_core_message_unwrapped():
                            '"[TMPRL1100] Nondeterminism error: type \\"a\\" is not \'b\'", source: "", stack_trace: "" }) }')
     assert replay.failure_reason(wrapped) == "[TMPRL1100] Nondeterminism error: type \"a\" is not 'b'"
     assert replay.failure_reason(ValueError("plain")) == "plain"
+
+
+BUSY_FIRST_CALLS = {"count": 0}
+
+
+@workflow.defn(name="FlowWorkflow")
+class BusyOnce:
+    """Holds its first workflow task past the SDK's 2 s deadlock bound (a busy machine), then fails plainly."""
+
+    @workflow.run
+    async def run(self, request: dict[str, Any]) -> None:
+        BUSY_FIRST_CALLS["count"] += 1
+        if BUSY_FIRST_CALLS["count"] == 1:
+            until = time.monotonic() + 2.5
+            while time.monotonic() < until:
+                pass
+        raise RuntimeError("the second attempt's own failure")
+
+
+async def test_a_workflow_task_held_past_the_deadlock_bound_is_replayed_again_not_reported():
+    history = WorkflowHistory.from_json("replay-parallel.v4", recorded("parallel.v4.json"))
+    replayer = Replayer(workflows=[BusyOnce], workflow_runner=UnsandboxedWorkflowRunner())
+    async with ReplaySession(replayer) as session:
+        failure = await session.failure(history)
+    assert BUSY_FIRST_CALLS["count"] == 2
+    assert "[TMPRL1101]" not in str(failure) and "the second attempt's own failure" in str(failure)
