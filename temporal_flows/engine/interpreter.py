@@ -201,4 +201,5 @@ class Interpreter:
         return TaskContext(
             task, task_run, scope, self.max_workers, self.renderer.render_for(task, task_run, scope, rendered),
             lambda: workflow.random().random(), pauses=self.pauses, labels=self.renderer.labels, subflows=self.subflows,
+            make_room=self.history.make_room,
         )

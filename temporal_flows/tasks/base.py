@@ -101,6 +101,9 @@ class TaskContext:
     """Flows this run may call as subflows: `namespace.flowId` → normalized flow (`RunRequest.subflows`)."""
     pauses: PauseRoom | None = None
     """The run's paused task runs, where a `pause` waits for its resume."""
+    make_room: Callable[[int], Awaitable[None]] | None = None
+    """Awaited before a request of that many bytes goes out (a child run's start): it waits while
+    this workflow task already sent its share (`temporal_flows.engine.history.HistoryBudget`)."""
 
 
 @dataclass(frozen=True)

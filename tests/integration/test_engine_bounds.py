@@ -106,18 +106,21 @@ async def test_outputs_computed_in_the_workflow_past_the_bound_fail_their_task(c
         await ended_by_itself(client, result["run_id"])
 
 
+TAKES = """
+id: takes
+namespace: tests.bounds
+inputs:
+  - id: text
+    type: STRING
+tasks:
+  - id: echo
+    type: return
+    format: "{{ inputs.text | length }}"
+"""
+
+
 async def test_requests_past_the_payload_limit_fail_their_task(client: Client, worker: str, tmp_path: Path):
-    write_flow(tmp_path, """
-        id: takes
-        namespace: tests.bounds
-        inputs:
-          - id: text
-            type: STRING
-        tasks:
-          - id: echo
-            type: return
-            format: "{{ inputs.text | length }}"
-        """, "takes.yaml")
+    write_flow(tmp_path, TAKES, "takes.yaml")
     results = await run_flows(client, worker, tmp_path, {
         "requests": f"""
             id: requests
@@ -186,23 +189,33 @@ async def test_a_worker_render_request_past_the_payload_limit_fails_its_task(cli
 
 
 async def test_requests_ready_at_once_are_spread_over_workflow_tasks(client: Client, worker: str, tmp_path: Path):
-    # Six requests of ~900 KB each are ready in the same workflow task: together they would pass the
-    # 4 MiB the server takes in one workflow task's completion (it refused it again and again).
-    tasks = "".join(f"""
+    # Three activities and three child runs of ~900 KB requests each are ready in the same workflow
+    # task: together they would pass the 4 MiB the server takes in one workflow task's completion
+    # (it refused it again and again).
+    write_flow(tmp_path, TAKES, "takes.yaml")
+    commands = "".join(f"""
               - id: t{index}
                 type: commands
-                commands: ["echo {{{{ '{WIDE}' * 150000 }}}} | wc -c"]""" for index in range(6))
+                commands: ["echo {{{{ '{WIDE}' * 150000 }}}} | wc -c"]""" for index in range(3))
+    calls = "".join(f"""
+              - id: call{index}
+                type: subflow
+                namespace: tests.bounds
+                flowId: takes
+                inputs:
+                  text: "{{{{ '{WIDE}' * 150000 }}}}\"""" for index in range(3))
     flow = write_flow(tmp_path, f"""
         id: spread
         namespace: tests.bounds
         tasks:
           - id: group
             type: parallel
-            tasks:{tasks}
+            tasks:{commands}{calls}
         """)
     handle = await start_run(client, load_flow(flow), task_queue=worker)
     result = await asyncio.wait_for(wait_result(handle), timeout=60)
     assert result["state"] == "SUCCESS", result["error"]
+    assert [run["outputs"]["state"] for run in runs_of(result, "call0")] == ["SUCCESS"]
     spread = [event async for event in handle.fetch_history_events()
               if event.HasField("timer_started_event_attributes")]
     assert spread, "some requests waited for the next workflow task"

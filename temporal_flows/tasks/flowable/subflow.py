@@ -71,8 +71,10 @@ async def evaluate(ctx: TaskContext) -> ChildResult:
         subflows=dict(ctx.subflows),
         caller_outputs={} if flow.get("outputs") else dict(props.get("outputs") or {}),
     )
-    check_size(asdict(request), f"the request of subflow task `{ctx.task.id}` (the flow, the flows it may call, its "
-               "inputs)", REQUEST_LIMIT_BYTES, BIG_VALUE_ADVICE, REQUEST_TOO_LARGE_ERROR)
+    size = check_size(asdict(request), f"the request of subflow task `{ctx.task.id}` (the flow, the flows it may "
+                      "call, its inputs)", REQUEST_LIMIT_BYTES, BIG_VALUE_ADVICE, REQUEST_TOO_LARGE_ERROR)
+    if ctx.make_room is not None:
+        await ctx.make_room(size)
     child_labels = {**flow.get("labels", {}), **request.labels}
     wait = props.get("wait", True)
     child_id = _child_id(ctx)
