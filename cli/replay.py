@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
 
 
 def replay(
-    run_ids: Optional[List[str]] = typer.Argument(None, help="Run ids (Temporal workflow ids) to replay, with the child runs they started."),
+    run_ids: Optional[List[str]] = typer.Argument(None, metavar="RUN_ID", help="Run ids (Temporal workflow ids) to replay, with the child runs they started."),
     all_runs: bool = typer.Option(False, "--all", help="Replay the runs of flows Temporal lists (open and closed, newest first)."),
     since: Optional[str] = typer.Option(None, "--since", help="With --all: runs started since: a duration back from now (`1h`, `7d`) or an ISO date-time."),
     flow_id: Optional[str] = typer.Option(None, "--flow", help="With --all: only runs of this flow id (and the child runs they started)."),

@@ -254,7 +254,7 @@ def read_history_file(path: Path) -> WorkflowHistory:
 def recorded_run_id(events: Iterable[HistoryEvent]) -> Optional[str]:
     """The run id a history was recorded under, when it shows: a file holds no workflow id, but a
     run that starts child runs names them `<run id>.<task id>.<task run id>[-attempt]`
-    (`tasks.flowable.subflow`), and only then does replay depend on the id."""
+    (`tasks.flowable.subflow`), and those ids are what replay checks of it."""
     for event in events:
         if event.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
             child_id = event.start_child_workflow_execution_initiated_event_attributes.workflow_id
