@@ -319,12 +319,8 @@ async def run_commands_with(request: CommandsRequest, secrets: TaskSecrets) -> C
     """
     try:
         return secrets.mask_result(await _run(request, secrets))
-    except ApplicationError as error:
-        raise secrets.masked_error(error) from None
-    except Exception as exc:  # noqa: BLE001 - asyncio.CancelledError is a BaseException: it propagates
-        kind = type(exc).__name__
-        raise secrets.masked_error(ApplicationError(f"{kind}: {exc}" if str(exc) else kind, type=kind,
-                                                    non_retryable=True)) from None
+    except Exception as error:  # noqa: BLE001 - asyncio.CancelledError is a BaseException: it propagates
+        raise secrets.final_error(error) from None
 
 
 async def _run(request: CommandsRequest, secrets: TaskSecrets) -> CommandsResult:

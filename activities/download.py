@@ -49,12 +49,8 @@ async def run_download(request: DownloadRequest) -> DownloadResult:
             raise secrets.masked_error(ApplicationError(
                 f"Task timed out after {request.timeout_s:g}s downloading {request.uri}",
                 type="Timeout", non_retryable=True)) from None
-        except ApplicationError as error:
-            raise secrets.masked_error(error) from None
-        except Exception as exc:  # noqa: BLE001 - asyncio.CancelledError is a BaseException: it propagates
-            kind = type(exc).__name__
-            raise secrets.masked_error(ApplicationError(f"{kind}: {exc}" if str(exc) else kind, type=kind,
-                                                        non_retryable=True)) from None
+        except Exception as error:  # noqa: BLE001 - asyncio.CancelledError is a BaseException: it propagates
+            raise secrets.final_error(error) from None
 
 
 def _resolved(request: DownloadRequest, secrets: TaskSecrets) -> DownloadRequest:

@@ -127,6 +127,16 @@ class TaskSecrets:
         details = [self.mask_data(detail) for detail in error.details]
         return ApplicationError(message, *details, type=error.type, non_retryable=error.non_retryable)
 
+    def final_error(self, error: Exception) -> ApplicationError:
+        """Any error as the task's failure, masked: an ApplicationError as it was raised, anything else
+        (a NUL byte in `env`, a failing mkdtemp, a broken connection...) as a non-retryable
+        `ApplicationError("<Type>: <message>", type="<Type>")`, so a task fails once, never re-runs
+        its side effects; only a lost worker is retried."""
+        if not isinstance(error, ApplicationError):
+            kind = type(error).__name__
+            error = ApplicationError(f"{kind}: {error}" if str(error) else kind, type=kind, non_retryable=True)
+        return self.masked_error(error)
+
 
 _URL_QUERY = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s?#'\"<>]*)([?#])[^\s'\"<>]*?(?=[).,;:]*(?:[\s'\"<>]|$))")
 _URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/@:'\"<>]*:)[^\s/@'\"<>]*@")
