@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable
 
@@ -15,6 +16,7 @@ from temporalio.service import RPCError
 
 from activities.task_runners import WORKER_TASK_RUNNERS
 from client.connection import ConnectionConfigError, TemporalUnreachable
+from client.run_list import since_time
 from client.subflows import resolve_subflows
 from client.worker_log import LOG_FORMAT, configure_logging
 from temporal_flows.language.loader import DefaultsFile, LoadedFlow, load_defaults_file, load_flow
@@ -122,3 +124,13 @@ def log_to_file(path: Path, level: int = logging.INFO) -> None:
     """`tflow run`'s in-process worker: keep its logs out of the progress view, in a file rotated
     like `tflow worker --log-file`'s (client.worker_log defaults)."""
     configure_logging(path, level=level)
+
+
+def since_option(given: str | None) -> datetime | None:
+    """`--since` as given (a duration back from now, or an ISO date-time), or exit 2 saying why."""
+    if given is None:
+        return None
+    try:
+        return since_time(given, datetime.now(timezone.utc))
+    except ValueError as error:
+        raise fail(f"--since: {error}", ExitCode.INVALID) from None

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import List, Optional
 
@@ -15,7 +14,7 @@ import typer
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from cli.common import ExitCode, fail, run_async
+from cli.common import ExitCode, fail, run_async, since_option
 from cli.options import Address, JsonOutput, Namespace, Profile
 from client.codec import CodecKeyError, environment_data_converter
 from client.connection import Connection, configure_runtime, connect
@@ -23,7 +22,7 @@ from client.replay import (
     HistoryFileError, ReplayOutcome, ReplaySession, RunKey, flow_replayer, read_history_file, replay_history, replay_runs,
     runs_matching,
 )
-from client.run_list import RunFilter, since_time, visibility_query
+from client.run_list import RunFilter, visibility_query
 
 DEFAULT_LIMIT = 100
 
@@ -55,7 +54,7 @@ def replay(
         outcomes = run_async(_replay_files(history, as_json))
     else:
         connection = Connection.of(address, namespace, profile=profile)
-        wanted = RunFilter(flow_id=flow_id, since=_since(since)) if all_runs else None
+        wanted = RunFilter(flow_id=flow_id, since=since_option(since)) if all_runs else None
         outcomes = run_async(_replay_server(connection, run_ids or [], wanted, limit, as_json))
     if as_json:
         failed = sum(1 for outcome in outcomes if not outcome.ok)
@@ -75,15 +74,6 @@ def _check_arguments(run_ids: list[str], all_runs: bool, since: Optional[str], f
     for option, value in (("--since", since), ("--flow", flow_id)):
         if value is not None and not all_runs:
             raise fail(f"{option} selects runs for --all; with RUN_ID or --history it has no meaning", ExitCode.INVALID)
-
-
-def _since(given: Optional[str]) -> Optional[datetime]:
-    if given is None:
-        return None
-    try:
-        return since_time(given, datetime.now(timezone.utc))
-    except ValueError as error:
-        raise fail(f"--since: {error}", ExitCode.INVALID) from None
 
 
 def _quiet_replay_logs() -> None:

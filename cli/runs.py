@@ -5,20 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import asdict, replace
-from datetime import datetime, timezone
 from typing import Annotated, Any, List, Optional
 
 import typer
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from cli.common import ExitCode, fail, key_value_pairs, run_async
+from cli.common import ExitCode, fail, key_value_pairs, run_async, since_option
 from cli.options import Address, JsonOutput, Namespace, Profile, RunId, TaskQueue, UiUrl
 from cli.progress import AttemptLogPrinter, print_attempt_log, print_result
 from temporal_flows.metadata import DEFAULT_TASK_QUEUE, label_term
 from client.connection import Connection, connect
 from client.masking import run_masker
-from client.run_list import RUN_STATES, STATE_SCAN_LIMIT, RunFilter, RunListing, current_labels, find_runs, since_time
+from client.run_list import RUN_STATES, STATE_SCAN_LIMIT, RunFilter, RunListing, current_labels, find_runs
 from client.runs import read_result, ui_url
 from client.task_logs import AttemptLog, follow_task_logs, log_task_logs, read_task_logs
 
@@ -139,7 +138,7 @@ def list_runs(
 
     With --json: a list of {run_id, flow, namespace, state, status (Temporal's), started_at, ended_at, labels}, newest first."""
     wanted = RunFilter(flow_id=flow_id, namespace=flow_namespace, labels=key_value_pairs(label, "--label"),
-                       states=_states(state), since=_since(since))
+                       states=_states(state), since=since_option(since))
     listing = run_async(_list(Connection.of(address, namespace, task_queue, profile=profile), limit, wanted))
     if not listing.complete:
         typer.secho(f"(looked at the {STATE_SCAN_LIMIT} newest runs matching the other filters for --state)", err=True,
@@ -163,15 +162,6 @@ def _states(given: list[str]) -> frozenset[str]:
     if unknown:
         raise fail(f"--state {unknown[0]!r}: expected one of {', '.join(RUN_STATES)}", ExitCode.INVALID)
     return states
-
-
-def _since(given: Optional[str]) -> Optional[datetime]:
-    if given is None:
-        return None
-    try:
-        return since_time(given, datetime.now(timezone.utc))
-    except ValueError as error:
-        raise fail(f"--since: {error}", ExitCode.INVALID) from None
 
 
 async def _list(connection: Connection, limit: int, wanted: RunFilter) -> RunListing:
