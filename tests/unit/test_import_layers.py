@@ -186,3 +186,10 @@ def test_an_import_inside_a_function_counts(monkeypatch: pytest.MonkeyPatch, tmp
     module.write_text("def f():\n    from client.runs import start_run\n")
     monkeypatch.setitem(MODULES, "temporal_flows.language.m", module)
     assert "client.runs" in imports_of("temporal_flows.language.m")
+
+
+def test_test_modules_have_unique_names():
+    """pytest imports test modules by basename (the test folders are not packages): two files of one
+    name in unit/ and integration/ stop the whole collection."""
+    names = [path.name for path in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({name for name in names if names.count(name) > 1}) == []
