@@ -144,8 +144,10 @@ async def test_a_run_and_its_child_replay_by_run_id_and_with_all_since(
     replayed = [run["run_id"] for run in document["runs"]]
     assert replayed.count(run_id) == 1 and replayed.count(child_id) == 1, "the child is listed and started: once"
     assert {run["run_id"]: run["events"] for run in document["runs"] if run["run_id"] in events} == events
-    assert all(run["ok"] and run["error"] is None for run in document["runs"])
-    assert (document["ok"], document["failed"]) == (len(replayed), 0)
+    # The session's server holds other tests' runs too (encrypted ones that this process cannot read):
+    # this run and its child replay OK, and every run listed is counted once.
+    assert all(run["ok"] and run["error"] is None for run in document["runs"] if run["run_id"] in events)
+    assert document["ok"] + document["failed"] == len(replayed)
 
     flow_id = result["flow"]["id"]
     code, stdout, stderr = await tflow_cli("replay", "--all", "--since", "1h", "--flow", flow_id, "--json",
