@@ -139,8 +139,8 @@ async def test_a_run_and_its_child_replay_by_run_id_and_with_all_since(
 
     await wait_listed(client, run_id, child_id)
     code, stdout, stderr = await tflow_cli("replay", "--all", "--since", "1h", "--json", "--address", temporal_address)
-    assert code == 0, stdout + stderr
     document = json.loads(stdout)
+    assert code == (0 if document["failed"] == 0 else 1), stdout + stderr  # other tests' runs may not replay here
     replayed = [run["run_id"] for run in document["runs"]]
     assert replayed.count(run_id) == 1 and replayed.count(child_id) == 1, "the child is listed and started: once"
     assert {run["run_id"]: run["events"] for run in document["runs"] if run["run_id"] in events} == events
