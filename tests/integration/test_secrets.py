@@ -259,6 +259,14 @@ def process_group(pgid: int) -> list[int]:
     return members
 
 
+def _command_line(pid: int) -> bytes | None:
+    """A process's argv as one line; None when it ended since it was listed (a short-lived child)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return None
+
+
 @pytest.mark.parametrize("interpreter", ['["/bin/sh", "-c"]', '["/bin/bash", "-c"]'], ids=["sh-inline", "bash"])
 async def test_a_running_tasks_command_lines_hold_no_script(client: Client, worker: str, tmp_path: Path, api_token: str,
                                                            interpreter: str) -> None:
@@ -273,7 +281,7 @@ async def test_a_running_tasks_command_lines_hold_no_script(client: Client, work
         pgid = int(Path(f"/proc/{shell}/stat").read_text().rsplit(")", 1)[1].split()[2])  # the supervisor's pid
         members = process_group(pgid)
         assert pgid in members and len(members) >= 2, members  # the supervisor and the script's shell at least
-        command_lines = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ") for pid in members}
+        command_lines = {pid: line for pid in members if (line := _command_line(pid)) is not None}
         for pid, command_line in command_lines.items():
             assert marker.encode() not in command_line and api_token.encode() not in command_line, (pid, command_line)
             assert b"tflow-secret" not in command_line, (pid, command_line)
