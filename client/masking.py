@@ -13,6 +13,7 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 
 from activities.secrets.task import MASK, TaskSecrets
+from client.runs import run_input
 from temporal_flows.engine.dispatch import secret_values
 from temporal_flows.expressions.library import SECRET_PLACEHOLDER
 
@@ -43,11 +44,5 @@ def run_secret_values(request: Any) -> list[str]:
 
 
 async def run_masker(handle: WorkflowHandle[Any, Any]) -> RunMasker:
-    """The masker of the run `handle` names, from its input (the first event of its history)."""
-    async for event in handle.fetch_history_events(page_size=1):
-        payloads = event.workflow_execution_started_event_attributes.input.payloads
-        if payloads:
-            [request] = await handle._client.data_converter.decode(payloads[:1], [dict])  # noqa: SLF001
-            return RunMasker(run_secret_values(request))
-        break
-    return RunMasker([])
+    """The masker of the run `handle` names, from its input."""
+    return RunMasker(run_secret_values(await run_input(handle)))

@@ -317,16 +317,24 @@ async def _described_result(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
     }
 
 
-async def _flow_of_input(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
-    """The flow's namespace and id from the run's input (the first event of its history)."""
+async def run_input(handle: WorkflowHandle[Any, Any]) -> Any:
+    """The run's input (its `RunRequest` as data) from the first event of its history, decoded with
+    the client's converter (so an encrypted run reads too); None when it has none."""
     async for event in handle.fetch_history_events(page_size=1):
         payloads = event.workflow_execution_started_event_attributes.input.payloads
         if payloads:
             [request] = await handle._client.data_converter.decode(payloads[:1], [dict])  # noqa: SLF001
-            flow = request.get("flow") if isinstance(request, dict) else None
-            if isinstance(flow, dict):
-                return {"namespace": flow.get("namespace"), "id": flow.get("id")}
+            return request
         break
+    return None
+
+
+async def _flow_of_input(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
+    """The flow's namespace and id from the run's input."""
+    request = await run_input(handle)
+    flow = request.get("flow") if isinstance(request, dict) else None
+    if isinstance(flow, dict):
+        return {"namespace": flow.get("namespace"), "id": flow.get("id")}
     return {"namespace": None, "id": None}
 
 
