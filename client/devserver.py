@@ -87,6 +87,21 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
             AddSearchAttributesRequest(namespace=namespace, search_attributes=missing))
 
 
+def stop_process_group(proc: subprocess.Popen[bytes], timeout: float) -> int:
+    """SIGTERM the process group `proc` leads, SIGKILL it after `timeout`; its exit code. (The
+    servers tflow starts, Temporal's and the tests' S3 server, each lead a group of their own.)"""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode
+
+
 def _tail(path: Path | None, lines: int = 40) -> str:
     """The log's error lines (a Go panic's stack would hide them) and its last lines."""
     if path is None or not path.is_file():
@@ -272,15 +287,7 @@ class DevServer:
         proc, self._proc = self._proc, None
         if proc is None:
             return None
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_process_group(proc, timeout)
         if self.log_file is None and self._log_path is not None:
             self._log_path.unlink(missing_ok=True)
         return proc.returncode
