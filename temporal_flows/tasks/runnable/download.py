@@ -15,9 +15,10 @@ from typing import Any
 
 from activities.api import DOWNLOAD_ACTIVITY, DOWNLOAD_MAX_SIZE, DownloadRequest, DownloadResult
 from temporal_flows.model.flow import Task, TaskKind
+from temporal_flows.model.keys import camel_case, snake_case
 from temporal_flows.tasks.base import PropertySpec, TaskType, runnable_properties
 from temporal_flows.tasks.runnable.activity import ActivityCall, RunIdentity, RunnableOutcome, RunnableType
-from temporal_flows.tasks.runnable.http import METHODS, OPTION_KINDS, _auth, _option_value_problem, _seconds, _snake, _text
+from temporal_flows.tasks.runnable.http import METHODS, OPTION_KINDS, _auth, _option_value_problem, _seconds, _text
 
 DOWNLOAD_OPTIONS = {name: kind for name, kind in OPTION_KINDS.items()
                     if name not in ("allow_failed", "allowed_response_codes", "max_content_length")}
@@ -26,9 +27,9 @@ DOWNLOAD_OPTIONS = {name: kind for name, kind in OPTION_KINDS.items()
 
 def _options_problem(value: Any) -> str | None:
     for key, item in value.items():
-        kind = DOWNLOAD_OPTIONS.get(_snake(str(key)))
+        kind = DOWNLOAD_OPTIONS.get(snake_case(str(key)))
         if kind is None:
-            known = ", ".join(sorted(_camel(name) for name in DOWNLOAD_OPTIONS))
+            known = ", ".join(sorted(camel_case(name) for name in DOWNLOAD_OPTIONS))
             return f"option `{key}` is not supported by a download (known: {known})"
         problem = _option_value_problem(kind, item)
         if problem:
@@ -36,13 +37,8 @@ def _options_problem(value: Any) -> str | None:
     return None
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
 def build(task: Task, props: dict[str, Any], identity: RunIdentity) -> ActivityCall:
-    options = {_snake(str(key)): value for key, value in (props.get("options") or {}).items()}
+    options = {snake_case(str(key)): value for key, value in (props.get("options") or {}).items()}
     body, send_json, json_body = props.get("body"), False, None
     if body is not None and not isinstance(body, str):
         send_json, json_body, body = True, body, None  # a structured `body` is sent as JSON

@@ -17,6 +17,7 @@ from typing import Any
 from activities.api import HTTP_ACTIVITY, HttpRequest, HttpResult
 from temporal_flows.model.durations import parse_duration
 from temporal_flows.model.flow import Task, TaskKind
+from temporal_flows.model.keys import camel_case, snake_case
 from temporal_flows.tasks.base import PropertySpec, TaskType, runnable_properties
 from temporal_flows.tasks.runnable.activity import ActivityCall, RunIdentity, RunnableOutcome, RunnableType, extractors_of, with_extracted
 
@@ -67,15 +68,11 @@ def _status_problem(value: Any) -> str | None:
     return None
 
 
-def _snake(key: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
-
-
 def _options_problem(value: Any) -> str | None:
     for key, item in value.items():
-        kind = OPTION_KINDS.get(_snake(str(key)))
+        kind = OPTION_KINDS.get(snake_case(str(key)))
         if kind is None:
-            known = ", ".join(re.sub(r"_(.)", lambda m: m.group(1).upper(), name) for name in sorted(OPTION_KINDS))
+            known = ", ".join(camel_case(name) for name in sorted(OPTION_KINDS))
             return f"option `{key}` is not supported (known: {known})"
         problem = _option_value_problem(kind, item)
         if problem:
@@ -110,8 +107,8 @@ def _option_value_problem(kind: str, item: Any) -> str | None:
 
 
 def build(task: Task, props: dict[str, Any], identity: RunIdentity) -> ActivityCall:
-    props = {**props, **{_snake(key): value for key, value in (props.get("request") or {}).items()}}
-    options = {_snake(str(key)): value for key, value in (props.get("options") or {}).items()}
+    props = {**props, **{snake_case(key): value for key, value in (props.get("request") or {}).items()}}
+    options = {snake_case(str(key)): value for key, value in (props.get("options") or {}).items()}
     body, send_json, json_body = props.get("body"), "json" in props, props.get("json")
     if body is not None and not isinstance(body, str):
         send_json, json_body, body = True, body, None  # a structured `body` is sent as JSON
