@@ -114,9 +114,10 @@ HTTP_ACTIVITY = "tflow.http"
 
 
 @dataclass(frozen=True)
-class HttpRequest:
-    """One HTTP request of an `http` task; the body is one of `body` (text), `json_body` (when
-    `send_json`) or `form` (url-encoded, or multipart when `content_type` says so)."""
+class HttpCall:
+    """What any HTTP request a task sends is made of (the `http` and `download` tasks); the body is
+    one of `body` (text), `json_body` (when `send_json`) or `form` (url-encoded, or multipart when
+    `content_type` says so)."""
 
     run_id: str
     task_id: str
@@ -129,8 +130,6 @@ class HttpRequest:
     json_body: Any = None
     form: dict[str, str] | None = None
     content_type: str | None = None
-    allowed_status: list[list[int]] = field(default_factory=lambda: [[200, 299]])
-    """Inclusive [low, high] ranges; a status outside every range fails the task."""
     follow_redirects: bool = True
     auth: dict[str, str] | None = None
     """{type: basic, username, password} or {type: bearer, token}."""
@@ -138,15 +137,23 @@ class HttpRequest:
     read_timeout_s: float | None = None
     timeout_s: float | None = None
     """The task's own `timeout`, for the whole exchange (type `Timeout`)."""
-    max_body_bytes: int | None = None
-    """A smaller cap than the worker's own on the response body."""
-    output: list[dict[str, Any]] = field(default_factory=list)
-    """Output extractors ({name, type, value}) applied to the response body."""
     root_run_id: str = ""
     """The run at the top of this run's subflow calls ("" = `run_id`): stored values are bound to it."""
     masked: list[str] = field(default_factory=list)
     """Values the worker masks (`****`) in the task's output, result and errors: the run's SECRET input
     values this request holds (`activities.secrets`)."""
+
+
+@dataclass(frozen=True)
+class HttpRequest(HttpCall):
+    """One HTTP request of an `http` task, its response read into the task's outputs."""
+
+    allowed_status: list[list[int]] = field(default_factory=lambda: [[200, 299]])
+    """Inclusive [low, high] ranges; a status outside every range fails the task."""
+    max_body_bytes: int | None = None
+    """A smaller cap than the worker's own on the response body."""
+    output: list[dict[str, Any]] = field(default_factory=list)
+    """Output extractors ({name, type, value}) applied to the response body."""
 
 
 @dataclass(frozen=True)
@@ -169,32 +176,13 @@ DOWNLOAD_MAX_SIZE = 1024 ** 3
 
 
 @dataclass(frozen=True)
-class DownloadRequest:
-    """One HTTP request whose response body is streamed into the run's storage (a `download`
-    task); the request's body is one of `body` (text), `json_body` (when `send_json`) or `form`."""
+class DownloadRequest(HttpCall):
+    """One HTTP request whose response body is streamed into the run's storage (a `download` task)."""
 
-    run_id: str
-    task_id: str
-    task_run_id: str
-    uri: str
-    method: str = "GET"
-    headers: dict[str, str] = field(default_factory=dict)
-    body: str | None = None
-    send_json: bool = False
-    json_body: Any = None
-    form: dict[str, str] | None = None
-    content_type: str | None = None
-    follow_redirects: bool = True
-    auth: dict[str, str] | None = None
-    connect_timeout_s: float | None = None
-    read_timeout_s: float | None = None
-    timeout_s: float | None = None
     max_size: int = DOWNLOAD_MAX_SIZE
     """Bytes the body may hold; past them the task fails and nothing is kept."""
     fail_on_empty: bool = True
     """An empty body fails the task (`EmptyResponse`), as Kestra's `failOnEmptyResponse`."""
-    root_run_id: str = ""
-    masked: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

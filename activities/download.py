@@ -10,7 +10,6 @@ final (non-retryable), as for the `http` task: the task's own `retry` is its ret
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
 import tempfile
 from email.message import Message
@@ -22,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.api import DOWNLOAD_ACTIVITY, DownloadRequest, DownloadResult
 from activities.heartbeating import heartbeating
-from activities.http import HEARTBEAT_EVERY, host_of, request_auth, request_content
+from activities.http import HEARTBEAT_EVERY, host_of, request_auth, request_content, resolved_request
 from activities.secrets.task import TaskSecrets, redact_urls
 from activities.storage import TaskStorage
 
@@ -41,7 +40,7 @@ async def run_download(request: DownloadRequest) -> DownloadResult:
     secrets = TaskSecrets.of(request)
     async with heartbeating(HEARTBEAT_EVERY):
         try:
-            resolved = _resolved(request, secrets)
+            resolved = resolved_request(request, secrets)
             with tempfile.TemporaryDirectory(prefix="tflow-download-") as folder:  # removed whatever happens
                 result = await asyncio.wait_for(_download(resolved, Path(folder)), timeout=request.timeout_s)
             return secrets.mask_result(result)
@@ -51,15 +50,6 @@ async def run_download(request: DownloadRequest) -> DownloadResult:
                 type="Timeout", non_retryable=True)) from None
         except Exception as error:  # noqa: BLE001 - asyncio.CancelledError is a BaseException: it propagates
             raise secrets.final_error(error) from None
-
-
-def _resolved(request: DownloadRequest, secrets: TaskSecrets) -> DownloadRequest:
-    """`request` with its secrets' placeholders replaced (URL, headers, body, form, auth)."""
-    return dataclasses.replace(
-        request, uri=secrets.resolve(request.uri), headers=secrets.resolve_data(request.headers),
-        body=secrets.resolve_data(request.body), json_body=secrets.resolve_data(request.json_body),
-        form=secrets.resolve_data(request.form), auth=secrets.resolve_data(request.auth),
-    )
 
 
 async def _download(request: DownloadRequest, folder: Path) -> DownloadResult:

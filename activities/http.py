@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.api import HTTP_ACTIVITY, DownloadRequest, HttpRequest, HttpResult
+from activities.api import HTTP_ACTIVITY, HttpCall, HttpRequest, HttpResult
 from activities.bounds import RESULT_LIMIT_BYTES, check_result_size, json_loads, result_size
 from activities.extracting import apply_extractors
 from activities.heartbeating import heartbeating
@@ -52,7 +52,10 @@ async def run_http(request: HttpRequest) -> HttpResult:
             raise secrets.final_error(error) from None
 
 
-def resolved_request(request: HttpRequest, secrets: TaskSecrets) -> HttpRequest:
+CallT = TypeVar("CallT", bound=HttpCall)
+
+
+def resolved_request(request: CallT, secrets: TaskSecrets) -> CallT:
     """`request` with its secrets' placeholders replaced (URL, headers, body, form, auth)."""
     return dataclasses.replace(
         request,
@@ -107,7 +110,7 @@ def _failure_details(result: HttpResult) -> dict[str, Any]:
     return details
 
 
-def request_content(request: HttpRequest | DownloadRequest) -> dict[str, Any]:
+def request_content(request: HttpCall) -> dict[str, Any]:
     """httpx's arguments for the request's headers and body (an `http` or a `download` task)."""
     headers = dict(request.headers)
     if request.content_type and not any(name.lower() == "content-type" for name in headers):
@@ -125,7 +128,7 @@ def request_content(request: HttpRequest | DownloadRequest) -> dict[str, Any]:
     return content
 
 
-def request_auth(request: HttpRequest | DownloadRequest) -> Any:
+def request_auth(request: HttpCall) -> Any:
     if not request.auth:
         return None
     if request.auth.get("type") == "bearer":
